@@ -1,0 +1,3 @@
+module github.com/wwebstore/wwebstore
+
+go 1.26
