@@ -1,0 +1,637 @@
+package remoteauth
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults of Options.
+const (
+	DefaultDataPath         = "./.wwebjs_auth"
+	DefaultBackupInterval   = 5 * time.Minute
+	MinBackupInterval       = time.Minute
+	DefaultCompression      = 5
+	DefaultSnapshotAttempts = 5
+)
+
+// DefaultKeptDirs are the profile directories that RemoteAuth archives: together they hold a
+// WhatsApp Web login. Everything else in a Chromium profile (caches, service workers) is rebuilt
+// by the browser.
+var DefaultKeptDirs = []string{"Default/IndexedDB", "Default/Local Storage"}
+
+var (
+	// ErrClosed is returned by the methods of a Session after Close or Delete.
+	ErrClosed = errors.New("remoteauth: session closed")
+
+	// ErrNothingToBackUp is returned by Backup when the kept directories of the profile hold no
+	// file: uploading that would replace a good remote session with an empty one.
+	ErrNothingToBackUp = errors.New("remoteauth: nothing to back up")
+)
+
+// RetryPolicy says how a failed save is retried: after InitialDelay, doubling up to MaxDelay,
+// each delay with ±20 % jitter, MaxAttempts attempts in all, and never past the context's end.
+type RetryPolicy struct {
+	MaxAttempts  int           // default 5
+	InitialDelay time.Duration // default 1 s
+	MaxDelay     time.Duration // default 30 s
+}
+
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = 5
+	}
+	if p.InitialDelay <= 0 {
+		p.InitialDelay = time.Second
+	}
+	if p.MaxDelay <= 0 {
+		p.MaxDelay = 30 * time.Second
+	}
+	return p
+}
+
+// Options configure a Session. The zero value of every field takes its default.
+type Options struct {
+	// ClientID tells sessions apart, as in RemoteAuth: it must match ^[-_A-Za-z0-9]+$. The
+	// session is named "RemoteAuth-<ClientID>", or "RemoteAuth" without one.
+	ClientID string
+
+	// DataPath is the directory that holds the profile directory <DataPath>/<session name> and
+	// the restore's temporary files. Default "./.wwebjs_auth", as in RemoteAuth.
+	DataPath string
+
+	// BackupInterval is the time between two periodic backups taken by Run. Default 5 minutes;
+	// at least one minute (MinBackupInterval), as in RemoteAuth. An unchanged profile costs a
+	// directory walk and uploads nothing.
+	BackupInterval time.Duration
+
+	// KeptDirs are the directories of the profile, relative to it with '/' separators, that are
+	// archived. Default DefaultKeptDirs.
+	KeptDirs []string
+
+	// Logger receives the engine's logs. Default: none.
+	Logger *slog.Logger
+
+	// OnBackup, if set, is called after every backup, with its outcome: saved, unchanged or
+	// failed. It is called from the goroutine that ran the backup and should return quickly.
+	OnBackup func(BackupResult)
+
+	// Limits bound what Restore accepts. Zero fields take DefaultExtractLimits.
+	Limits ExtractLimits
+
+	// Compression is the deflate level of the archive, 1 (fastest) to 9 (smallest). Default 5.
+	// Files that do not shrink are stored as they are, whatever the level.
+	Compression int
+
+	// Retry says how saves that fail at the store are retried. Defaults in RetryPolicy.
+	Retry RetryPolicy
+
+	// SnapshotAttempts bounds how often a snapshot is taken again when the browser rewrote the
+	// profile under it (a LevelDB compaction). Default 5.
+	SnapshotAttempts int
+
+	// Concurrency is the number of files compressed at once. Default GOMAXPROCS.
+	Concurrency int
+}
+
+// BackupResult is the outcome of one backup, given to Options.OnBackup and returned by Backup.
+type BackupResult struct {
+	Session  string
+	Start    time.Time
+	Duration time.Duration
+	// Unchanged is true when the profile had not changed since the last save or restore of this
+	// Session, so nothing was uploaded.
+	Unchanged   bool
+	Files       int   // files archived
+	Bytes       int64 // their bytes
+	ArchiveSize int64 // bytes sent to the store
+	// Attempts counts the uploads started: more than one when the store failed or the profile
+	// changed under a snapshot.
+	Attempts int
+	Err      error // nil on success
+}
+
+// RestoreResult is the outcome of Restore.
+type RestoreResult struct {
+	// Found is false when the store has no archive of the session; the local profile is then
+	// left as it is.
+	Found       bool
+	ArchiveSize int64
+	Files       int
+	Bytes       int64
+	Duration    time.Duration
+}
+
+// Session is the RemoteAuth engine for one browser profile: it restores the profile from a Store
+// before the browser starts, backs it up once or periodically while the browser runs, takes a
+// final backup on Close, and deletes it on Delete (logout). Its methods are safe for concurrent
+// use; backups, restores and deletes never overlap.
+type Session struct {
+	store   Store
+	name    string
+	profile string
+	data    string
+	opts    Options
+	log     *slog.Logger
+
+	busy chan struct{} // a token: held while a restore, backup or delete runs
+
+	mu      sync.Mutex
+	closed  bool
+	stop    chan struct{} // closed by Close and Delete: stops Run
+	saved   *[sha256.Size]byte
+	runDone chan struct{}
+	running bool
+}
+
+// NewSession returns a Session that keeps its profile in store. It checks opts and creates
+// nothing on disk.
+func NewSession(store Store, opts *Options) (*Session, error) {
+	if store == nil {
+		return nil, errors.New("remoteauth: NewSession needs a Store")
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	name, err := SessionName(o.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	if o.DataPath == "" {
+		o.DataPath = DefaultDataPath
+	}
+	switch {
+	case o.BackupInterval == 0:
+		o.BackupInterval = DefaultBackupInterval
+	case o.BackupInterval < MinBackupInterval:
+		return nil, fmt.Errorf("remoteauth: BackupInterval %v is shorter than the minimum %v", o.BackupInterval, MinBackupInterval)
+	}
+	if o.KeptDirs == nil {
+		o.KeptDirs = DefaultKeptDirs
+	}
+	for _, k := range o.KeptDirs {
+		if err := checkEntryName(k); err != nil {
+			return nil, fmt.Errorf("remoteauth: kept directory %q: %v", k, err)
+		}
+	}
+	switch {
+	case o.Compression == 0:
+		o.Compression = DefaultCompression
+	case o.Compression < 1 || o.Compression > 9:
+		return nil, fmt.Errorf("remoteauth: Compression %d is not a deflate level from 1 to 9", o.Compression)
+	}
+	if o.SnapshotAttempts <= 0 {
+		o.SnapshotAttempts = DefaultSnapshotAttempts
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = runtime.GOMAXPROCS(0)
+	}
+	o.Retry = o.Retry.withDefaults()
+	o.Limits = o.Limits.withDefaults()
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Session{
+		store:   store,
+		name:    name,
+		data:    o.DataPath,
+		profile: filepath.Join(o.DataPath, name),
+		opts:    o,
+		log:     log.With("session", name),
+		busy:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+	}, nil
+}
+
+// Name returns the session name used in the store: "RemoteAuth-<clientId>" or "RemoteAuth".
+func (s *Session) Name() string { return s.name }
+
+// ProfileDir returns the browser's user-data directory: <DataPath>/<Name()>.
+func (s *Session) ProfileDir() string { return s.profile }
+
+// acquire takes the busy token, waiting for a running operation to end.
+func (s *Session) acquire(ctx context.Context) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	select {
+	case s.busy <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Session) release() { <-s.busy }
+
+// Restore brings the profile back from the store; call it before the browser starts. The archive
+// is fetched into a temporary file in DataPath, checked whole (safe names, limits, every CRC),
+// extracted into a temporary directory beside the profile, and only then swapped in for the
+// profile directory. A store error or a bad archive leaves the local profile exactly as it was.
+// When the store has no archive of the session, the local profile is kept and Found is false.
+//
+// As in RemoteAuth, a restored profile holds only what the archive holds: the rest of the old
+// profile (caches) is removed.
+func (s *Session) Restore(ctx context.Context) (RestoreResult, error) {
+	if err := s.acquire(ctx); err != nil {
+		return RestoreResult{}, err
+	}
+	defer s.release()
+	start := time.Now()
+	res, err := s.restore(ctx)
+	res.Duration = time.Since(start)
+	if err != nil {
+		s.log.Error("restore failed; the local profile is unchanged", "err", err)
+		return res, fmt.Errorf("remoteauth: restore %s: %w", s.name, err)
+	}
+	s.log.Info("restored", "found", res.Found, "archive_bytes", res.ArchiveSize, "files", res.Files, "bytes", res.Bytes, "duration", res.Duration)
+	return res, nil
+}
+
+func (s *Session) restore(ctx context.Context) (RestoreResult, error) {
+	if err := os.MkdirAll(s.data, 0o700); err != nil {
+		return RestoreResult{}, err
+	}
+	s.removeLeftovers()
+	tmp, err := os.CreateTemp(s.data, s.tempPrefix("restore")+"*.zip")
+	if err != nil {
+		return RestoreResult{}, err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	lw := &limitedWriter{w: bw, max: s.opts.Limits.MaxArchiveSize}
+	if err := s.store.Extract(ctx, s.name, lw); err != nil {
+		if errors.Is(err, ErrNotFound) && lw.n == 0 {
+			s.log.Info("no remote session; keeping the local profile")
+			return RestoreResult{}, nil
+		}
+		return RestoreResult{}, err
+	}
+	if err := bw.Flush(); err != nil {
+		return RestoreResult{}, err
+	}
+	res := RestoreResult{Found: true, ArchiveSize: lw.n}
+	dir, err := os.MkdirTemp(s.data, s.tempPrefix("restore"))
+	if err != nil {
+		return res, err
+	}
+	os.Remove(dir) // ExtractArchive creates it
+	stats, err := ExtractArchive(ctx, tmp, lw.n, dir, s.opts.Limits)
+	if err != nil {
+		return res, err
+	}
+	res.Files, res.Bytes = stats.Files, stats.Bytes
+	if err := s.swapIn(dir); err != nil {
+		os.RemoveAll(dir)
+		return res, err
+	}
+	// The profile now matches the remote archive: a backup before the browser changes it has
+	// nothing to upload.
+	if l, err := listProfile(s.profile, s.opts.KeptDirs); err == nil {
+		fp := l.fingerprint()
+		s.mu.Lock()
+		s.saved = &fp
+		s.mu.Unlock()
+	}
+	return res, nil
+}
+
+// swapIn replaces the profile directory with dir. The old profile is renamed aside first and
+// removed only once dir is in place; if that fails, it is put back.
+func (s *Session) swapIn(dir string) error {
+	old := ""
+	if _, err := os.Lstat(s.profile); err == nil {
+		old = filepath.Join(s.data, s.tempPrefix("old")+fmt.Sprintf("%d", rand.Uint64()))
+		if err := os.Rename(s.profile, old); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(dir, s.profile); err != nil {
+		if old != "" {
+			if rerr := os.Rename(old, s.profile); rerr != nil {
+				return fmt.Errorf("%w (and putting the old profile back failed: %v; it is at %s)", err, rerr, old)
+			}
+		}
+		return err
+	}
+	if old != "" {
+		if err := os.RemoveAll(old); err != nil {
+			s.log.Warn("could not remove the old profile", "path", old, "err", err)
+		}
+	}
+	return nil
+}
+
+// tempPrefix names the temporary files and directories of this session in DataPath:
+// ".<session>.restore-…" and ".<session>.old-…". They are hidden, and the session name keeps two
+// sessions sharing a DataPath apart.
+func (s *Session) tempPrefix(kind string) string { return "." + s.name + "." + kind + "-" }
+
+// removeLeftovers removes the temporary files that a restore killed half-way left behind.
+func (s *Session) removeLeftovers() {
+	entries, err := os.ReadDir(s.data)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		n := e.Name()
+		if strings.HasPrefix(n, s.tempPrefix("restore")) || strings.HasPrefix(n, s.tempPrefix("old")) {
+			p := filepath.Join(s.data, n)
+			if err := os.RemoveAll(p); err != nil {
+				s.log.Warn("could not remove a leftover temporary file", "path", p, "err", err)
+			}
+		}
+	}
+}
+
+// limitedWriter fails once more than max bytes were written.
+type limitedWriter struct {
+	w   io.Writer
+	n   int64
+	max int64
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.n+int64(len(p)) > l.max {
+		return 0, &ArchiveError{Kind: ErrArchiveTooLarge, Reason: fmt.Sprintf("the store sent more than MaxArchiveSize %d bytes", l.max)}
+	}
+	n, err := l.w.Write(p)
+	l.n += int64(n)
+	return n, err
+}
+
+// Backup takes one backup now, unless the profile has not changed since the last save or
+// restore. The snapshot is streamed to the store as it is made. If the browser rewrites the
+// profile under the snapshot, the upload is abandoned (the store keeps the previous archive) and
+// the snapshot taken again, up to Options.SnapshotAttempts times. A save that fails at the store
+// is retried as Options.Retry says, within ctx. Backup waits for a backup, restore or delete
+// that is running. The outcome is also given to Options.OnBackup and logged.
+func (s *Session) Backup(ctx context.Context) (BackupResult, error) {
+	if err := s.acquire(ctx); err != nil {
+		return BackupResult{Session: s.name, Err: err}, err
+	}
+	defer s.release()
+	return s.backup(ctx)
+}
+
+func (s *Session) backup(ctx context.Context) (BackupResult, error) {
+	res := BackupResult{Session: s.name, Start: time.Now()}
+	err := s.backupOnce(ctx, &res)
+	res.Duration = time.Since(res.Start)
+	if err != nil {
+		err = fmt.Errorf("remoteauth: back up %s: %w", s.name, err)
+		res.Err = err
+		s.log.Error("backup failed; the previous remote archive is kept", "attempts", res.Attempts, "err", err)
+	} else if res.Unchanged {
+		s.log.Debug("profile unchanged; nothing uploaded", "files", res.Files, "duration", res.Duration)
+	} else {
+		s.log.Info("saved", "files", res.Files, "bytes", res.Bytes, "archive_bytes", res.ArchiveSize, "attempts", res.Attempts, "duration", res.Duration)
+	}
+	if s.opts.OnBackup != nil {
+		s.opts.OnBackup(res)
+	}
+	return res, err
+}
+
+func (s *Session) backupOnce(ctx context.Context, res *BackupResult) error {
+	snap := &snapshotter{level: s.opts.Compression, workers: s.opts.Concurrency}
+	storeFailures, snapshots := 0, 0
+	delay := s.opts.Retry.InitialDelay
+	for {
+		l, err := listProfile(s.profile, s.opts.KeptDirs)
+		if errors.Is(err, errSnapshotChanged) && snapshots+1 < s.opts.SnapshotAttempts {
+			snapshots++
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		res.Files, res.Bytes = l.files, l.bytes
+		if l.files == 0 {
+			return fmt.Errorf("%w: %s has no files under %s", ErrNothingToBackUp, s.profile, strings.Join(s.opts.KeptDirs, ", "))
+		}
+		fp := l.fingerprint()
+		s.mu.Lock()
+		unchanged := s.saved != nil && *s.saved == fp
+		s.mu.Unlock()
+		if unchanged {
+			res.Unchanged = true
+			return nil
+		}
+		res.Attempts++
+		n, snapErr, storeErr := s.upload(ctx, snap, l)
+		switch {
+		case snapErr == nil && storeErr == nil:
+			res.ArchiveSize = n
+			s.mu.Lock()
+			s.saved = &fp
+			s.mu.Unlock()
+			return nil
+		case errors.Is(snapErr, errSnapshotChanged):
+			snapshots++
+			if snapshots >= s.opts.SnapshotAttempts {
+				return fmt.Errorf("gave up after %d snapshots: %w", snapshots, snapErr)
+			}
+			s.log.Debug("the profile changed during the snapshot; taking it again", "err", snapErr)
+		case snapErr != nil:
+			return snapErr
+		default:
+			storeFailures++
+			if ctx.Err() != nil || storeFailures >= s.opts.Retry.MaxAttempts {
+				return storeErr
+			}
+			wait := jitter(delay)
+			s.log.Warn("save failed; retrying", "attempt", storeFailures, "retry_in", wait, "err", storeErr)
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("%w (last store error: %w)", ctx.Err(), storeErr)
+			}
+			delay = min(2*delay, s.opts.Retry.MaxDelay)
+		}
+	}
+}
+
+// jitter spreads d by ±20 %, so that many processes restarted together do not retry together.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
+}
+
+// upload streams a snapshot of l into the store. It returns the archive size and, separately, the
+// snapshot's error and the store's.
+func (s *Session) upload(ctx context.Context, snap *snapshotter, l *listing) (n int64, snapErr, storeErr error) {
+	pr, pw := io.Pipe()
+	cw := &countingWriter{w: pw}
+	done := make(chan error, 1)
+	go func() {
+		err := snap.write(ctx, cw, l)
+		if err == nil {
+			// The walk is over: if files came or went meanwhile, the archive may pair a LevelDB
+			// MANIFEST with the wrong tables. Fail the upload before the store sees EOF.
+			var now *listing
+			now, err = listProfile(s.profile, s.opts.KeptDirs)
+			if err == nil && !now.sameNames(l) {
+				err = fmt.Errorf("%w: files were added or removed", errSnapshotChanged)
+			}
+		}
+		if err != nil {
+			pw.CloseWithError(err)
+		} else {
+			pw.Close()
+		}
+		done <- err
+	}()
+	storeErr = s.store.Save(ctx, s.name, pr)
+	pr.CloseWithError(errStoreStopped) // unblocks the writer if the store quit early
+	snapErr = <-done
+	switch {
+	case snapErr == nil && storeErr == nil:
+		return cw.n, nil, nil
+	case snapErr != nil && !errors.Is(snapErr, errStoreStopped) && ctx.Err() == nil:
+		return 0, snapErr, nil // the store saw the snapshot fail and kept its previous archive
+	case storeErr != nil:
+		return 0, nil, storeErr
+	default:
+		return 0, nil, errors.New("the store returned before reading the whole archive")
+	}
+}
+
+// errStoreStopped is what the snapshot writer sees when the store stops reading.
+var errStoreStopped = errors.New("the store stopped reading")
+
+// Run takes a backup now and then every BackupInterval, until ctx ends or Close or Delete is
+// called; then it returns nil. Start it once the browser is logged in. A tick that comes while a
+// backup still runs is skipped. Failures are logged and given to OnBackup, never returned: a
+// failed periodic backup is retried at the next tick and never deletes anything. Run returns an
+// error only if it is already running or the Session is closed.
+func (s *Session) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if s.running {
+		s.mu.Unlock()
+		return errors.New("remoteauth: Run is already running")
+	}
+	s.running = true
+	s.runDone = make(chan struct{})
+	done := s.runDone
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.running = false
+		s.mu.Unlock()
+		close(done)
+	}()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	ticker := time.NewTicker(s.opts.BackupInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case s.busy <- struct{}{}:
+			s.backup(ctx) // reported through the log and OnBackup
+			s.release()
+		default:
+			s.log.Debug("a backup is still running; skipping this tick")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		}
+	}
+}
+
+// Close stops Run (a periodic backup under way is abandoned; the store keeps the previous
+// archive) and takes a final backup within ctx: give it the
+// time the platform allows before it kills the process (a Heroku dyno has 30 s after SIGTERM).
+// Close the browser first, so that it flushes Local Storage and releases its files. An unchanged
+// profile uploads nothing. Close returns the final backup's error; after Close, the Session's
+// methods return ErrClosed.
+func (s *Session) Close(ctx context.Context) error {
+	if err := s.shutdown(); err != nil {
+		return err
+	}
+	select {
+	case s.busy <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("remoteauth: close %s: no final backup: %w", s.name, ctx.Err())
+	}
+	defer s.release()
+	if _, err := os.Stat(s.profile); errors.Is(err, os.ErrNotExist) {
+		return nil // never started: nothing to keep
+	}
+	_, err := s.backup(ctx)
+	return err
+}
+
+// Delete logs the session out for good: it stops Run, deletes the remote archive and removes
+// the local profile. It is the only method that deletes a remote archive; call it on an explicit
+// logout, never on a disconnect or a conflict. After Delete, the Session's methods return
+// ErrClosed.
+func (s *Session) Delete(ctx context.Context) error {
+	if err := s.shutdown(); err != nil {
+		return err
+	}
+	select {
+	case s.busy <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer s.release()
+	if err := s.store.Delete(ctx, s.name); err != nil {
+		return fmt.Errorf("remoteauth: delete %s: %w", s.name, err)
+	}
+	if err := os.RemoveAll(s.profile); err != nil {
+		return fmt.Errorf("remoteauth: delete %s: the remote archive is deleted, but the local profile is not: %w", s.name, err)
+	}
+	s.log.Info("deleted the remote archive and the local profile")
+	return nil
+}
+
+// shutdown marks the Session closed, stops Run and waits for it to return.
+func (s *Session) shutdown() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.closed = true
+	close(s.stop)
+	done := s.runDone
+	running := s.running
+	s.mu.Unlock()
+	if running {
+		<-done
+	}
+	return nil
+}

@@ -1,0 +1,411 @@
+package remoteauth
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/klauspost/compress/flate"
+)
+
+// errSnapshotChanged reports that the profile changed under a snapshot in a way that could make the
+// archive inconsistent (a file appeared, vanished or was rewritten while it was read). The engine
+// abandons the upload (the store keeps the previous archive) and takes the snapshot again.
+var errSnapshotChanged = errors.New("the profile changed during the snapshot")
+
+// maxBufferedEntry is the largest file that a compression worker reads into memory. Larger files
+// are compressed twice, streaming: once to learn their CRC and compressed size, which a zip local
+// header must hold up front, and once more into the archive.
+const maxBufferedEntry = 8 << 20
+
+// maxEntrySize is the largest file an archive can hold: without data descriptors, a local header
+// has 32-bit sizes, and archive/zip writes no ZIP64 extra field in raw mode.
+const maxEntrySize = 1<<32 - 1
+
+// fileReadAttempts bounds how often one file that keeps changing while it is read is read again.
+const fileReadAttempts = 3
+
+// entry is one file or directory of a snapshot.
+type entry struct {
+	name string // slash-separated, relative to the profile dir; directories end in "/"
+	path string // on disk
+	info fs.FileInfo
+}
+
+// listing is the set of entries under the kept directories, taken with one walk.
+type listing struct {
+	entries []entry
+	files   int
+	bytes   int64
+}
+
+// listProfile walks the kept directories of profile. Kept directories that do not exist are
+// skipped. Symlinks and other non-regular files are skipped too: an archive never holds them.
+func listProfile(profile string, kept []string) (*listing, error) {
+	l := &listing{}
+	for _, k := range kept {
+		root := filepath.Join(profile, filepath.FromSlash(k))
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if p == root && errors.Is(err, fs.ErrNotExist) {
+					return fs.SkipDir
+				}
+				if errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("%w: %s vanished", errSnapshotChanged, p)
+				}
+				return err
+			}
+			if !d.Type().IsRegular() && !d.IsDir() {
+				return nil
+			}
+			info, err := d.Info()
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("%w: %s vanished", errSnapshotChanged, p)
+				}
+				return err
+			}
+			rel, err := filepath.Rel(profile, p)
+			if err != nil {
+				return err
+			}
+			name := filepath.ToSlash(rel)
+			if d.IsDir() {
+				name += "/"
+			} else {
+				if info.Size() > maxEntrySize {
+					return fmt.Errorf("remoteauth: %s is %d bytes; files over 4 GiB cannot be archived", p, info.Size())
+				}
+				l.files++
+				l.bytes += info.Size()
+			}
+			l.entries = append(l.entries, entry{name: name, path: p, info: info})
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// fingerprint identifies the listing by name, size, modification time and mode of every entry.
+// Two equal fingerprints mean, in practice, an unchanged profile: Chromium rewrites files through
+// new names or changes their size and time.
+func (l *listing) fingerprint() [sha256.Size]byte {
+	h := sha256.New()
+	var b [8]byte
+	for _, e := range l.entries {
+		io.WriteString(h, e.name)
+		h.Write([]byte{0})
+		binary.LittleEndian.PutUint64(b[:], uint64(e.info.Size()))
+		h.Write(b[:])
+		binary.LittleEndian.PutUint64(b[:], uint64(e.info.ModTime().UnixNano()))
+		h.Write(b[:])
+		binary.LittleEndian.PutUint64(b[:], uint64(e.info.Mode()))
+		h.Write(b[:])
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+// sameNames reports whether l and m hold the same entry names. A compaction of a LevelDB creates
+// and deletes files; a snapshot across one may pair a MANIFEST with the wrong tables.
+func (l *listing) sameNames(m *listing) bool {
+	if len(l.entries) != len(m.entries) {
+		return false
+	}
+	for i := range l.entries {
+		if l.entries[i].name != m.entries[i].name {
+			return false
+		}
+	}
+	return true
+}
+
+// snapshotter writes a zip archive of a listing. Files are read and compressed by parallel
+// workers, and written in listing order, each with its CRC and sizes in the local header (no data
+// descriptors), so that every zip reader, including the streaming unzipper RemoteAuth uses, reads
+// the archive. Memory stays bounded: at most window files of up to maxBufferedEntry bytes are in
+// flight.
+type snapshotter struct {
+	level   int // flate level, 1–9
+	workers int
+}
+
+// compressed is a worker's result for one entry.
+type compressed struct {
+	header *zip.FileHeader
+	data   *bytes.Buffer // nil for a directory or a file to stream (too large to buffer)
+	err    error
+}
+
+var bufferPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// write writes the archive of l to w. It returns an error wrapping errSnapshotChanged when the
+// profile changed under it in a way that calls for a new snapshot.
+func (s *snapshotter) write(ctx context.Context, w io.Writer, l *listing) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	window := s.workers + 2
+	results := make([]chan compressed, len(l.entries))
+	for i := range results {
+		results[i] = make(chan compressed, 1)
+	}
+	jobs := make(chan int)
+	sem := make(chan struct{}, window)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel() // runs before wg.Wait: stops the feeder and the workers on an early return
+
+	wg.Go(func() {
+		defer close(jobs)
+		for i := range l.entries {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case jobs <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	for range s.workers {
+		wg.Go(func() {
+			fw, _ := flate.NewWriter(nil, s.level)
+			for i := range jobs {
+				results[i] <- s.prepare(&l.entries[i], fw)
+			}
+		})
+	}
+
+	zw := zip.NewWriter(w)
+	for i := range l.entries {
+		var r compressed
+		select {
+		case r = <-results[i]:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		err := r.err
+		if err == nil {
+			err = s.writeEntry(zw, &l.entries[i], r)
+		}
+		if r.data != nil {
+			r.data.Reset()
+			bufferPool.Put(r.data)
+		}
+		if err != nil {
+			return err
+		}
+		<-sem
+	}
+	return zw.Close()
+}
+
+// writeEntry adds one prepared entry to zw.
+func (s *snapshotter) writeEntry(zw *zip.Writer, e *entry, r compressed) error {
+	if r.header == nil { // too large to buffer: stream it
+		return s.streamFile(zw, e)
+	}
+	fw, err := zw.CreateRaw(r.header)
+	if err != nil {
+		return err
+	}
+	if r.data != nil {
+		_, err = fw.Write(r.data.Bytes())
+	}
+	return err
+}
+
+// header returns the zip header of e, without sizes and CRC.
+func header(e *entry) *zip.FileHeader {
+	fh := &zip.FileHeader{Name: e.name, Modified: e.info.ModTime()}
+	fh.SetMode(e.info.Mode())
+	return fh
+}
+
+// prepare reads and compresses one entry into memory, or leaves a large file for streaming.
+func (s *snapshotter) prepare(e *entry, fw *flate.Writer) compressed {
+	if e.info.IsDir() {
+		return compressed{header: header(e)}
+	}
+	if e.info.Size() > maxBufferedEntry {
+		return compressed{}
+	}
+	raw := bufferPool.Get().(*bytes.Buffer)
+	defer func() {
+		raw.Reset()
+		bufferPool.Put(raw)
+	}()
+	info, err := readStable(e.path, raw)
+	if err != nil {
+		return compressed{err: err}
+	}
+	fh := header(e)
+	fh.Modified = info.ModTime()
+	fh.UncompressedSize64 = uint64(raw.Len())
+	fh.CRC32 = crc32.ChecksumIEEE(raw.Bytes())
+	out := bufferPool.Get().(*bytes.Buffer)
+	out.Reset()
+	fw.Reset(out)
+	fw.Write(raw.Bytes()) // writes to a bytes.Buffer do not fail
+	fw.Close()
+	if out.Len() < raw.Len() {
+		fh.Method = zip.Deflate
+	} else { // incompressible: store it as it is
+		fh.Method = zip.Store
+		out.Reset()
+		out.Write(raw.Bytes())
+	}
+	fh.CompressedSize64 = uint64(out.Len())
+	return compressed{header: fh, data: out}
+}
+
+// readStable reads the file at path into buf. A file whose size or time changes while it is read
+// is read again, up to fileReadAttempts times; then its last reading is kept (LevelDB writes
+// changing files only by appending, and a log cut short is read as if the writer had stopped
+// there). A file that vanished is an errSnapshotChanged.
+func readStable(path string, buf *bytes.Buffer) (fs.FileInfo, error) {
+	for attempt := 1; ; attempt++ {
+		buf.Reset()
+		before, after, err := readOnce(path, buf)
+		if err != nil {
+			return nil, err
+		}
+		if sameVersion(before, after) || attempt == fileReadAttempts {
+			return after, nil
+		}
+	}
+}
+
+func readOnce(path string, buf *bytes.Buffer) (before, after fs.FileInfo, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, fmt.Errorf("%w: %s vanished", errSnapshotChanged, path)
+		}
+		return nil, nil, err
+	}
+	defer f.Close()
+	if before, err = f.Stat(); err != nil {
+		return nil, nil, err
+	}
+	if before.Size() > maxBufferedEntry {
+		return nil, nil, fmt.Errorf("%w: %s grew while it was read", errSnapshotChanged, path)
+	}
+	buf.Grow(int(before.Size()) + 512)
+	if _, err = buf.ReadFrom(io.LimitReader(f, maxBufferedEntry+1)); err != nil {
+		return nil, nil, err
+	}
+	if buf.Len() > maxBufferedEntry {
+		return nil, nil, fmt.Errorf("%w: %s grew while it was read", errSnapshotChanged, path)
+	}
+	if after, err = f.Stat(); err != nil {
+		return nil, nil, err
+	}
+	return before, after, nil
+}
+
+func sameVersion(a, b fs.FileInfo) bool {
+	return a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
+}
+
+// streamFile adds a file too large to buffer: a first pass computes its CRC and compressed size,
+// a second pass writes it. If the file changed between the passes the archive cannot be mended
+// (its header is written), so the snapshot is abandoned.
+func (s *snapshotter) streamFile(zw *zip.Writer, e *entry) error {
+	f, err := os.Open(e.path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w: %s vanished", errSnapshotChanged, e.path)
+		}
+		return err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := info.Size()
+	if size > maxEntrySize {
+		return fmt.Errorf("remoteauth: %s is %d bytes; files over 4 GiB cannot be archived", e.path, size)
+	}
+	fw, _ := flate.NewWriter(nil, s.level)
+	var cw countingWriter
+	fw.Reset(&cw)
+	crc := crc32.NewIEEE()
+	n, err := io.Copy(io.MultiWriter(crc, fw), io.NewSectionReader(f, 0, size))
+	if err != nil {
+		return err
+	}
+	if n != size {
+		return fmt.Errorf("%w: %s shrank while it was read", errSnapshotChanged, e.path)
+	}
+	fw.Close()
+	fh := header(e)
+	fh.Modified = info.ModTime()
+	fh.CRC32 = crc.Sum32()
+	fh.UncompressedSize64 = uint64(size)
+	fh.Method = zip.Deflate
+	fh.CompressedSize64 = uint64(cw.n)
+	if cw.n >= size {
+		fh.Method = zip.Store
+		fh.CompressedSize64 = uint64(size)
+	}
+	dst, err := zw.CreateRaw(fh)
+	if err != nil {
+		return err
+	}
+	crc.Reset()
+	src := io.TeeReader(io.NewSectionReader(f, 0, size), crc)
+	var written int64
+	if fh.Method == zip.Store {
+		written, err = io.Copy(dst, src)
+	} else {
+		cw := countingWriter{w: dst}
+		fw.Reset(&cw)
+		if _, err = io.Copy(fw, src); err == nil {
+			err = fw.Close()
+		}
+		written = cw.n
+	}
+	if err != nil {
+		return err
+	}
+	if written != int64(fh.CompressedSize64) || crc.Sum32() != fh.CRC32 {
+		return fmt.Errorf("%w: %s was rewritten while it was read", errSnapshotChanged, e.path)
+	}
+	return nil
+}
+
+// countingWriter counts the bytes written through it to w (or discards them when w is nil).
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.w == nil {
+		c.n += int64(len(p))
+		return len(p), nil
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
