@@ -2,4 +2,4 @@ module github.com/wwebstore/wwebstore
 
 go 1.26
 
-require github.com/klauspost/compress v1.20.4 // indirect
+require github.com/klauspost/compress v1.20.4

@@ -36,10 +36,11 @@ type Store interface {
 	Delete(ctx context.Context, session string) error
 }
 
-// MaxSessionNameLen is the longest session name a store must accept. It leaves room for the
-// prefixes and suffixes that stores add (a MongoDB namespace is limited to 255 bytes, a file name
-// to 255).
-const MaxSessionNameLen = 128
+// MaxSessionNameLen is the longest session name a store must accept. It leaves room for what
+// stores add to a name within the limits of their backends: a file name and a MongoDB namespace
+// are limited to 255 bytes, and filestore may double a name's length by escaping upper-case
+// letters.
+const MaxSessionNameLen = 100
 
 var sessionNameRE = regexp.MustCompile(`^[-_A-Za-z0-9]+$`)
 
