@@ -202,6 +202,10 @@ func (x *extraction) run(ctx context.Context, dest string) (ExtractStats, error)
 			return ExtractStats{}, err
 		}
 	}
+	// Workers take whole directories: creating a file locks its directory, and file creation is
+	// most of the cost of a restore on many file systems, so two workers in one directory would
+	// wait for each other.
+	runs := dirRuns(x.files)
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -215,26 +219,28 @@ func (x *extraction) run(ctx context.Context, dest string) (ExtractStats, error)
 			firstErr = err
 		}
 	}
-	take := func() *zip.File {
+	take := func() []*zip.File {
 		mu.Lock()
 		defer mu.Unlock()
-		if firstErr != nil || next == len(x.files) {
+		if firstErr != nil || next == len(runs) {
 			return nil
 		}
 		next++
-		return x.files[next-1]
+		return runs[next-1]
 	}
 	for range extractWorkers() {
 		wg.Go(func() {
 			buf := make([]byte, 256<<10)
-			for f := take(); f != nil; f = take() {
-				if err := ctx.Err(); err != nil {
-					fail(err)
-					return
-				}
-				if err := extractFile(f, dest, buf); err != nil {
-					fail(err)
-					return
+			for run := take(); run != nil; run = take() {
+				for _, f := range run {
+					if err := ctx.Err(); err != nil {
+						fail(err)
+						return
+					}
+					if err := extractFile(f, dest, buf); err != nil {
+						fail(err)
+						return
+					}
 				}
 			}
 		})
@@ -250,6 +256,19 @@ func (x *extraction) run(ctx context.Context, dest string) (ExtractStats, error)
 		}
 	}
 	return ExtractStats{Files: len(x.files), Bytes: x.bytes}, nil
+}
+
+// dirRuns splits files into runs of consecutive entries in the same directory.
+func dirRuns(files []*zip.File) [][]*zip.File {
+	var runs [][]*zip.File
+	start := 0
+	for i := 1; i <= len(files); i++ {
+		if i == len(files) || path.Dir(files[i].Name) != path.Dir(files[start].Name) {
+			runs = append(runs, files[start:i])
+			start = i
+		}
+	}
+	return runs
 }
 
 // extractFile writes one checked entry. archive/zip verifies the size and the CRC as the data is
