@@ -26,6 +26,13 @@ var (
 	ErrArchiveTooLarge = errors.New("remoteauth: archive over limits")
 )
 
+// ErrProfileChanged reports that the browser changed the profile under a snapshot in a way that
+// could make the archive inconsistent: a file appeared or vanished (a LevelDB compaction), or was
+// rewritten while it was read. The engine then abandons the upload (the store keeps its previous
+// archive) and takes the snapshot again; Backup returns an error wrapping ErrProfileChanged when
+// this happened Options.SnapshotAttempts times in a row.
+var ErrProfileChanged = errors.New("remoteauth: the profile changed during the snapshot")
+
 // ArchiveError describes why an archive was refused. Kind is ErrCorruptArchive, ErrUnsafeArchive
 // or ErrArchiveTooLarge; Cause, when set, is the underlying error (for example zip.ErrChecksum).
 // errors.Is matches both.

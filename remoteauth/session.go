@@ -416,7 +416,7 @@ func (s *Session) backupOnce(ctx context.Context, res *BackupResult) error {
 	delay := s.opts.Retry.InitialDelay
 	for {
 		l, err := listProfile(s.profile, s.opts.KeptDirs)
-		if errors.Is(err, errSnapshotChanged) && snapshots+1 < s.opts.SnapshotAttempts {
+		if errors.Is(err, ErrProfileChanged) && snapshots+1 < s.opts.SnapshotAttempts {
 			snapshots++
 			continue
 		}
@@ -444,7 +444,7 @@ func (s *Session) backupOnce(ctx context.Context, res *BackupResult) error {
 			s.saved = &fp
 			s.mu.Unlock()
 			return nil
-		case errors.Is(snapErr, errSnapshotChanged):
+		case errors.Is(snapErr, ErrProfileChanged):
 			snapshots++
 			if snapshots >= s.opts.SnapshotAttempts {
 				return fmt.Errorf("gave up after %d snapshots: %w", snapshots, snapErr)
@@ -490,7 +490,7 @@ func (s *Session) upload(ctx context.Context, snap *snapshotter, l *listing) (n 
 			var now *listing
 			now, err = listProfile(s.profile, s.opts.KeptDirs)
 			if err == nil && !now.sameNames(l) {
-				err = fmt.Errorf("%w: files were added or removed", errSnapshotChanged)
+				err = fmt.Errorf("%w: files were added or removed", ErrProfileChanged)
 			}
 		}
 		if err != nil {

@@ -18,11 +18,6 @@ import (
 	"github.com/klauspost/compress/flate"
 )
 
-// errSnapshotChanged reports that the profile changed under a snapshot in a way that could make the
-// archive inconsistent (a file appeared, vanished or was rewritten while it was read). The engine
-// abandons the upload (the store keeps the previous archive) and takes the snapshot again.
-var errSnapshotChanged = errors.New("the profile changed during the snapshot")
-
 // maxBufferedEntry is the largest file that a compression worker reads into memory. Larger files
 // are compressed twice, streaming: once to learn their CRC and compressed size, which a zip local
 // header must hold up front, and once more into the archive.
@@ -61,7 +56,7 @@ func listProfile(profile string, kept []string) (*listing, error) {
 					return fs.SkipDir
 				}
 				if errors.Is(err, fs.ErrNotExist) {
-					return fmt.Errorf("%w: %s vanished", errSnapshotChanged, p)
+					return fmt.Errorf("%w: %s vanished", ErrProfileChanged, p)
 				}
 				return err
 			}
@@ -71,7 +66,7 @@ func listProfile(profile string, kept []string) (*listing, error) {
 			info, err := d.Info()
 			if err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
-					return fmt.Errorf("%w: %s vanished", errSnapshotChanged, p)
+					return fmt.Errorf("%w: %s vanished", ErrProfileChanged, p)
 				}
 				return err
 			}
@@ -153,7 +148,7 @@ type compressed struct {
 
 var bufferPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// write writes the archive of l to w. It returns an error wrapping errSnapshotChanged when the
+// write writes the archive of l to w. It returns an error wrapping ErrProfileChanged when the
 // profile changed under it in a way that calls for a new snapshot.
 func (s *snapshotter) write(ctx context.Context, w io.Writer, l *listing) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -280,7 +275,7 @@ func (s *snapshotter) prepare(e *entry, fw *flate.Writer) compressed {
 // readStable reads the file at path into buf. A file whose size or time changes while it is read
 // is read again, up to fileReadAttempts times; then its last reading is kept (LevelDB writes
 // changing files only by appending, and a log cut short is read as if the writer had stopped
-// there). A file that vanished is an errSnapshotChanged.
+// there). A file that vanished is an ErrProfileChanged.
 func readStable(path string, buf *bytes.Buffer) (fs.FileInfo, error) {
 	for attempt := 1; ; attempt++ {
 		buf.Reset()
@@ -298,7 +293,7 @@ func readOnce(path string, buf *bytes.Buffer) (before, after fs.FileInfo, err er
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, fmt.Errorf("%w: %s vanished", errSnapshotChanged, path)
+			return nil, nil, fmt.Errorf("%w: %s vanished", ErrProfileChanged, path)
 		}
 		return nil, nil, err
 	}
@@ -307,14 +302,14 @@ func readOnce(path string, buf *bytes.Buffer) (before, after fs.FileInfo, err er
 		return nil, nil, err
 	}
 	if before.Size() > maxBufferedEntry {
-		return nil, nil, fmt.Errorf("%w: %s grew while it was read", errSnapshotChanged, path)
+		return nil, nil, fmt.Errorf("%w: %s grew while it was read", ErrProfileChanged, path)
 	}
 	buf.Grow(int(before.Size()) + 512)
 	if _, err = buf.ReadFrom(io.LimitReader(f, maxBufferedEntry+1)); err != nil {
 		return nil, nil, err
 	}
 	if buf.Len() > maxBufferedEntry {
-		return nil, nil, fmt.Errorf("%w: %s grew while it was read", errSnapshotChanged, path)
+		return nil, nil, fmt.Errorf("%w: %s grew while it was read", ErrProfileChanged, path)
 	}
 	if after, err = f.Stat(); err != nil {
 		return nil, nil, err
@@ -333,7 +328,7 @@ func (s *snapshotter) streamFile(zw *zip.Writer, e *entry) error {
 	f, err := os.Open(e.path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%w: %s vanished", errSnapshotChanged, e.path)
+			return fmt.Errorf("%w: %s vanished", ErrProfileChanged, e.path)
 		}
 		return err
 	}
@@ -355,7 +350,7 @@ func (s *snapshotter) streamFile(zw *zip.Writer, e *entry) error {
 		return err
 	}
 	if n != size {
-		return fmt.Errorf("%w: %s shrank while it was read", errSnapshotChanged, e.path)
+		return fmt.Errorf("%w: %s shrank while it was read", ErrProfileChanged, e.path)
 	}
 	fw.Close()
 	fh := header(e)
@@ -389,7 +384,7 @@ func (s *snapshotter) streamFile(zw *zip.Writer, e *entry) error {
 		return err
 	}
 	if written != int64(fh.CompressedSize64) || crc.Sum32() != fh.CRC32 {
-		return fmt.Errorf("%w: %s was rewritten while it was read", errSnapshotChanged, e.path)
+		return fmt.Errorf("%w: %s was rewritten while it was read", ErrProfileChanged, e.path)
 	}
 	return nil
 }
