@@ -24,6 +24,13 @@ var (
 	// ErrArchiveTooLarge is wrapped when an archive passes one of the ExtractLimits (a zip bomb, or
 	// limits set too low for the profile).
 	ErrArchiveTooLarge = errors.New("remoteauth: archive over limits")
+
+	// ErrClosed is returned by the methods of a Session after Close or Delete.
+	ErrClosed = errors.New("remoteauth: session closed")
+
+	// ErrNothingToBackUp is returned by Backup when the kept directories of the profile hold no
+	// file: uploading that would replace a good remote session with an empty one.
+	ErrNothingToBackUp = errors.New("remoteauth: nothing to back up")
 )
 
 // ErrProfileChanged reports that the browser changed the profile under a snapshot in a way that

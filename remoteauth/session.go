@@ -31,15 +31,6 @@ const (
 // by the browser.
 var DefaultKeptDirs = []string{"Default/IndexedDB", "Default/Local Storage"}
 
-var (
-	// ErrClosed is returned by the methods of a Session after Close or Delete.
-	ErrClosed = errors.New("remoteauth: session closed")
-
-	// ErrNothingToBackUp is returned by Backup when the kept directories of the profile hold no
-	// file: uploading that would replace a good remote session with an empty one.
-	ErrNothingToBackUp = errors.New("remoteauth: nothing to back up")
-)
-
 // RetryPolicy says how a failed save is retried: after InitialDelay, doubling up to MaxDelay,
 // each delay with ±20 % jitter, MaxAttempts attempts in all, and never past the context's end.
 type RetryPolicy struct {

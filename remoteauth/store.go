@@ -75,3 +75,20 @@ func SessionName(clientID string) (string, error) {
 	}
 	return name, nil
 }
+
+// ContextReader returns a reader that reads from r until ctx ends: each Read first checks ctx and
+// returns its error once it has ended. Stores wrap the reader given to Save with it, so that a
+// cancelled Save stops between two reads even when r would not.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

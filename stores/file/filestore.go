@@ -173,7 +173,7 @@ func (s *Store) replace(ctx context.Context, path string, r io.Reader) (err erro
 			}
 		}
 	}()
-	if _, err := io.Copy(f, ctxReader{ctx, r}); err != nil {
+	if _, err := io.Copy(f, remoteauth.ContextReader(ctx, r)); err != nil {
 		f.Close()
 		return err
 	}
@@ -210,7 +210,7 @@ func (s *Store) Extract(ctx context.Context, session string, w io.Writer) error 
 		return opError("extract", session, err)
 	}
 	defer f.Close() // read-only: Close reports nothing that matters once the data is read
-	if _, err := io.Copy(w, ctxReader{ctx, f}); err != nil {
+	if _, err := io.Copy(w, remoteauth.ContextReader(ctx, f)); err != nil {
 		return opError("extract", session, err)
 	}
 	return nil
@@ -334,19 +334,6 @@ func syncDir(dir string) error {
 		err = closeErr
 	}
 	return err
-}
-
-// ctxReader reads from r until ctx ends: each Read first checks ctx.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // openURL opens a Store for a "file" URL: see the package documentation.

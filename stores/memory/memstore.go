@@ -69,7 +69,7 @@ func (s *Store) Save(ctx context.Context, session string, r io.Reader) error {
 		return err
 	}
 	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(ctxReader{ctx, r}); err != nil {
+	if _, err := buf.ReadFrom(remoteauth.ContextReader(ctx, r)); err != nil {
 		return opError("save", session, err)
 	}
 	s.mu.Lock()
@@ -94,7 +94,7 @@ func (s *Store) Extract(ctx context.Context, session string, w io.Writer) error 
 		return opError("extract", session, remoteauth.ErrNotFound)
 	}
 	// archive is never modified once stored, so it is written without holding the lock.
-	if _, err := io.Copy(w, ctxReader{ctx, bytes.NewReader(archive)}); err != nil {
+	if _, err := io.Copy(w, remoteauth.ContextReader(ctx, bytes.NewReader(archive))); err != nil {
 		return opError("extract", session, err)
 	}
 	return nil
@@ -124,19 +124,6 @@ func begin(ctx context.Context, op, session string) error {
 
 func opError(op, session string, err error) error {
 	return fmt.Errorf("memstore: %s session %q: %w", op, session, err)
-}
-
-// ctxReader reads from r until ctx ends: each Read first checks ctx.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // openURL opens "mem://": a new, empty Store.
