@@ -2,7 +2,6 @@ package remoteauth
 
 import (
 	"archive/zip"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -142,11 +141,37 @@ type snapshotter struct {
 // compressed is a worker's result for one entry.
 type compressed struct {
 	header *zip.FileHeader
-	data   *bytes.Buffer // nil for a directory or a file to stream (too large to buffer)
+	data   *[]byte // the entry's data, from bufferPool; nil for a directory or a file to stream
 	err    error
 }
 
-var bufferPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// bufferPool holds the buffers of files in flight. Buffers are sized to the file they hold, not
+// grown by doubling, so that the memory in flight stays near the bytes in flight.
+var bufferPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// getBuffer returns a buffer from bufferPool with a capacity of at least n.
+func getBuffer(n int) *[]byte {
+	b := bufferPool.Get().(*[]byte)
+	if cap(*b) < n {
+		*b = make([]byte, 0, n)
+	}
+	*b = (*b)[:0]
+	return b
+}
+
+// errNoGain stops compressing a file whose deflated form would not be smaller: it is stored.
+var errNoGain = errors.New("deflate does not shrink the data")
+
+// boundedWriter appends to a buffer and refuses to grow it past its capacity.
+type boundedWriter struct{ b []byte }
+
+func (w *boundedWriter) Write(p []byte) (int, error) {
+	if len(w.b)+len(p) > cap(w.b) {
+		return 0, errNoGain
+	}
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
 
 // write writes the archive of l to w. It returns an error wrapping ErrProfileChanged when the
 // profile changed under it in a way that calls for a new snapshot.
@@ -202,7 +227,6 @@ func (s *snapshotter) write(ctx context.Context, w io.Writer, l *listing) error 
 			err = s.writeEntry(zw, &l.entries[i], r)
 		}
 		if r.data != nil {
-			r.data.Reset()
 			bufferPool.Put(r.data)
 		}
 		if err != nil {
@@ -223,7 +247,7 @@ func (s *snapshotter) writeEntry(zw *zip.Writer, e *entry, r compressed) error {
 		return err
 	}
 	if r.data != nil {
-		_, err = fw.Write(r.data.Bytes())
+		_, err = fw.Write(*r.data)
 	}
 	return err
 }
@@ -243,42 +267,38 @@ func (s *snapshotter) prepare(e *entry, fw *flate.Writer) compressed {
 	if e.info.Size() > maxBufferedEntry {
 		return compressed{}
 	}
-	raw := bufferPool.Get().(*bytes.Buffer)
-	defer func() {
-		raw.Reset()
-		bufferPool.Put(raw)
-	}()
+	raw := getBuffer(int(e.info.Size()) + 1)
 	info, err := readStable(e.path, raw)
 	if err != nil {
+		bufferPool.Put(raw)
 		return compressed{err: err}
 	}
 	fh := header(e)
 	fh.Modified = info.ModTime()
-	fh.UncompressedSize64 = uint64(raw.Len())
-	fh.CRC32 = crc32.ChecksumIEEE(raw.Bytes())
-	out := bufferPool.Get().(*bytes.Buffer)
-	out.Reset()
-	fw.Reset(out)
-	fw.Write(raw.Bytes()) // writes to a bytes.Buffer do not fail
-	fw.Close()
-	if out.Len() < raw.Len() {
+	fh.UncompressedSize64 = uint64(len(*raw))
+	fh.CRC32 = crc32.ChecksumIEEE(*raw)
+	fh.Method = zip.Store
+	data := raw
+	// Deflate into a buffer no larger than the file: if it would not fit, storing is smaller.
+	out := getBuffer(len(*raw))
+	bw := boundedWriter{b: *out}
+	fw.Reset(&bw)
+	if _, err := fw.Write(*raw); err == nil && fw.Close() == nil && len(bw.b) < len(*raw) {
 		fh.Method = zip.Deflate
-	} else { // incompressible: store it as it is
-		fh.Method = zip.Store
-		out.Reset()
-		out.Write(raw.Bytes())
+		*out = bw.b
+		data, out = out, raw
 	}
-	fh.CompressedSize64 = uint64(out.Len())
-	return compressed{header: fh, data: out}
+	bufferPool.Put(out)
+	fh.CompressedSize64 = uint64(len(*data))
+	return compressed{header: fh, data: data}
 }
 
-// readStable reads the file at path into buf. A file whose size or time changes while it is read
-// is read again, up to fileReadAttempts times; then its last reading is kept (LevelDB writes
-// changing files only by appending, and a log cut short is read as if the writer had stopped
-// there). A file that vanished is an ErrProfileChanged.
-func readStable(path string, buf *bytes.Buffer) (fs.FileInfo, error) {
+// readStable reads the file at path into buf, growing it if need be. A file whose size or time
+// changes while it is read is read again, up to fileReadAttempts times; then its last reading is
+// kept (LevelDB writes changing files only by appending, and a log cut short is read as if the
+// writer had stopped there). A file that vanished is an ErrProfileChanged.
+func readStable(path string, buf *[]byte) (fs.FileInfo, error) {
 	for attempt := 1; ; attempt++ {
-		buf.Reset()
 		before, after, err := readOnce(path, buf)
 		if err != nil {
 			return nil, err
@@ -289,7 +309,9 @@ func readStable(path string, buf *bytes.Buffer) (fs.FileInfo, error) {
 	}
 }
 
-func readOnce(path string, buf *bytes.Buffer) (before, after fs.FileInfo, err error) {
+// readOnce reads the whole file into buf. It reads one byte more than the file's size, to see a
+// file that grew after its size was taken.
+func readOnce(path string, buf *[]byte) (before, after fs.FileInfo, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -301,21 +323,32 @@ func readOnce(path string, buf *bytes.Buffer) (before, after fs.FileInfo, err er
 	if before, err = f.Stat(); err != nil {
 		return nil, nil, err
 	}
-	if before.Size() > maxBufferedEntry {
+	want := int(before.Size()) + 1
+	if want > maxBufferedEntry+1 {
 		return nil, nil, fmt.Errorf("%w: %s grew while it was read", ErrProfileChanged, path)
 	}
-	buf.Grow(int(before.Size()) + 512)
-	if _, err = buf.ReadFrom(io.LimitReader(f, maxBufferedEntry+1)); err != nil {
-		return nil, nil, err
+	if cap(*buf) < want {
+		*buf = make([]byte, 0, want)
 	}
-	if buf.Len() > maxBufferedEntry {
-		return nil, nil, fmt.Errorf("%w: %s grew while it was read", ErrProfileChanged, path)
-	}
-	if after, err = f.Stat(); err != nil {
+	n, err := io.ReadFull(f, (*buf)[:want])
+	*buf = (*buf)[:n]
+	switch {
+	case err == nil: // one byte more than its size: it grew
+		after = growing{before}
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		if after, err = f.Stat(); err != nil {
+			return nil, nil, err
+		}
+	default:
 		return nil, nil, err
 	}
 	return before, after, nil
 }
+
+// growing is the FileInfo of a file seen growing while it was read: its size is unknown.
+type growing struct{ fs.FileInfo }
+
+func (g growing) Size() int64 { return -1 }
 
 func sameVersion(a, b fs.FileInfo) bool {
 	return a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
