@@ -258,15 +258,24 @@ func (x *extraction) run(ctx context.Context, dest string) (ExtractStats, error)
 	return ExtractStats{Files: len(x.files), Bytes: x.bytes}, nil
 }
 
-// dirRuns splits files into runs of consecutive entries in the same directory.
+// maxRunBytes caps the uncompressed bytes of one run, so that a directory of large files (the
+// LevelDB tables, most of a profile's bytes) is shared between workers.
+const maxRunBytes = 16 << 20
+
+// dirRuns splits files into runs of consecutive entries in the same directory, of at most
+// maxRunBytes each (or one file).
 func dirRuns(files []*zip.File) [][]*zip.File {
 	var runs [][]*zip.File
-	start := 0
-	for i := 1; i <= len(files); i++ {
-		if i == len(files) || path.Dir(files[i].Name) != path.Dir(files[start].Name) {
+	start, bytes := 0, uint64(0)
+	for i, f := range files {
+		if i > start && (path.Dir(f.Name) != path.Dir(files[start].Name) || bytes+f.UncompressedSize64 > maxRunBytes) {
 			runs = append(runs, files[start:i])
-			start = i
+			start, bytes = i, 0
 		}
+		bytes += f.UncompressedSize64
+	}
+	if start < len(files) {
+		runs = append(runs, files[start:])
 	}
 	return runs
 }

@@ -141,23 +141,36 @@ type snapshotter struct {
 // compressed is a worker's result for one entry.
 type compressed struct {
 	header *zip.FileHeader
-	data   *[]byte // the entry's data, from bufferPool; nil for a directory or a file to stream
+	data   *[]byte // the entry's data, from the snapshot's buffers; nil for a directory or a file to stream
 	err    error
 }
 
-// bufferPool holds the buffers of files in flight. Buffers are sized to the file they hold, not
-// grown by doubling, so that the memory in flight stays near the bytes in flight.
-var bufferPool = sync.Pool{New: func() any { return new([]byte) }}
+// buffers is the free list of the buffers that hold files in flight. One snapshot has a fixed
+// number of them, each grown to the largest file it held, so that the memory of a snapshot is
+// bounded by that number times the largest file buffered (maxBufferedEntry), and no garbage is
+// made file after file.
+type buffers chan *[]byte
 
-// getBuffer returns a buffer from bufferPool with a capacity of at least n.
-func getBuffer(n int) *[]byte {
-	b := bufferPool.Get().(*[]byte)
-	if cap(*b) < n {
-		*b = make([]byte, 0, n)
+func newBuffers(n int) buffers {
+	b := make(buffers, n)
+	for range n {
+		b <- new([]byte)
 	}
-	*b = (*b)[:0]
 	return b
 }
+
+// get returns a free buffer with a capacity of at least n, waiting for one to be put back. A
+// buffer grows to n rounded up to a MiB, so that files of similar sizes reuse it.
+func (b buffers) get(n int) *[]byte {
+	buf := <-b
+	if cap(*buf) < n {
+		*buf = make([]byte, 0, (n+1<<20-1)&^(1<<20-1))
+	}
+	*buf = (*buf)[:0]
+	return buf
+}
+
+func (b buffers) put(buf *[]byte) { b <- buf }
 
 // errNoGain stops compressing a file whose deflated form would not be smaller: it is stored.
 var errNoGain = errors.New("deflate does not shrink the data")
@@ -179,7 +192,10 @@ func (s *snapshotter) write(ctx context.Context, w io.Writer, l *listing) error 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	window := s.workers + 2
+	// At most window entries are in flight: each worker holds two buffers while it compresses a
+	// file (the file and its deflated form), a prepared entry holds one.
+	window := s.workers + 1
+	free := newBuffers(s.workers + window)
 	results := make([]chan compressed, len(l.entries))
 	for i := range results {
 		results[i] = make(chan compressed, 1)
@@ -209,7 +225,7 @@ func (s *snapshotter) write(ctx context.Context, w io.Writer, l *listing) error 
 		wg.Go(func() {
 			fw, _ := flate.NewWriter(nil, s.level)
 			for i := range jobs {
-				results[i] <- s.prepare(&l.entries[i], fw)
+				results[i] <- s.prepare(&l.entries[i], fw, free)
 			}
 		})
 	}
@@ -227,7 +243,7 @@ func (s *snapshotter) write(ctx context.Context, w io.Writer, l *listing) error 
 			err = s.writeEntry(zw, &l.entries[i], r)
 		}
 		if r.data != nil {
-			bufferPool.Put(r.data)
+			free.put(r.data)
 		}
 		if err != nil {
 			return err
@@ -260,17 +276,17 @@ func header(e *entry) *zip.FileHeader {
 }
 
 // prepare reads and compresses one entry into memory, or leaves a large file for streaming.
-func (s *snapshotter) prepare(e *entry, fw *flate.Writer) compressed {
+func (s *snapshotter) prepare(e *entry, fw *flate.Writer, free buffers) compressed {
 	if e.info.IsDir() {
 		return compressed{header: header(e)}
 	}
 	if e.info.Size() > maxBufferedEntry {
 		return compressed{}
 	}
-	raw := getBuffer(int(e.info.Size()) + 1)
+	raw := free.get(int(e.info.Size()) + 1)
 	info, err := readStable(e.path, raw)
 	if err != nil {
-		bufferPool.Put(raw)
+		free.put(raw)
 		return compressed{err: err}
 	}
 	fh := header(e)
@@ -280,7 +296,7 @@ func (s *snapshotter) prepare(e *entry, fw *flate.Writer) compressed {
 	fh.Method = zip.Store
 	data := raw
 	// Deflate into a buffer no larger than the file: if it would not fit, storing is smaller.
-	out := getBuffer(len(*raw))
+	out := free.get(len(*raw))
 	bw := boundedWriter{b: *out}
 	fw.Reset(&bw)
 	if _, err := fw.Write(*raw); err == nil && fw.Close() == nil && len(bw.b) < len(*raw) {
@@ -288,7 +304,7 @@ func (s *snapshotter) prepare(e *entry, fw *flate.Writer) compressed {
 		*out = bw.b
 		data, out = out, raw
 	}
-	bufferPool.Put(out)
+	free.put(out)
 	fh.CompressedSize64 = uint64(len(*data))
 	return compressed{header: fh, data: data}
 }
