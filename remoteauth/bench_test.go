@@ -3,13 +3,10 @@ package remoteauth_test
 import (
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/metrics"
-	"sync"
 	"syscall"
 	"testing"
-	"time"
 
+	"github.com/wwebstore/wwebstore/internal/peakheap"
 	"github.com/wwebstore/wwebstore/internal/profilegen"
 	"github.com/wwebstore/wwebstore/remoteauth"
 	"github.com/wwebstore/wwebstore/stores/file"
@@ -35,50 +32,6 @@ func benchProfile(b *testing.B, dataPath string, size int64) profilegen.Stats {
 		b.Fatal(err)
 	}
 	return stats
-}
-
-// peakHeap samples the live heap every millisecond while it runs; stop returns the highest
-// sample above the heap at start, after a GC. Allocations and frees between two samples can be
-// missed, so the figure is a close lower bound, not an exact peak.
-type peakHeap struct {
-	base, peak uint64
-	done       chan struct{}
-	wg         sync.WaitGroup
-}
-
-const heapMetric = "/memory/classes/heap/objects:bytes"
-
-func heapNow() uint64 {
-	s := []metrics.Sample{{Name: heapMetric}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
-
-func startPeakHeap() *peakHeap {
-	runtime.GC()
-	p := &peakHeap{base: heapNow(), done: make(chan struct{})}
-	p.peak = p.base
-	p.wg.Go(func() {
-		t := time.NewTicker(time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-p.done:
-				return
-			case <-t.C:
-				p.peak = max(p.peak, heapNow())
-			}
-		}
-	})
-	return p
-}
-
-// stop returns the peak growth in MiB.
-func (p *peakHeap) stop() float64 {
-	close(p.done)
-	p.wg.Wait()
-	p.peak = max(p.peak, heapNow())
-	return float64(p.peak-p.base) / (1 << 20)
 }
 
 func benchSession(b *testing.B, store remoteauth.Store, dataPath string) *remoteauth.Session {
@@ -118,9 +71,9 @@ func BenchmarkBackup(b *testing.B) {
 				s := benchSession(b, store, dataPath) // a new Session has no saved fingerprint
 				settle()
 				b.StartTimer()
-				p := startPeakHeap()
+				p := peakheap.Start()
 				res, err := s.Backup(b.Context())
-				peak = max(peak, p.stop())
+				peak = max(peak, float64(p.Stop())/(1<<20))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -158,9 +111,9 @@ func BenchmarkRestore(b *testing.B) {
 				s := benchSession(b, store, filepath.Join(b.TempDir(), "restore"))
 				settle()
 				b.StartTimer()
-				p := startPeakHeap()
+				p := peakheap.Start()
 				res, err := s.Restore(b.Context())
-				peak = max(peak, p.stop())
+				peak = max(peak, float64(p.Stop())/(1<<20))
 				if err != nil || res.Files != stats.KeptFiles {
 					b.Fatalf("Restore = %+v, %v; want %d files", res, err, stats.KeptFiles)
 				}

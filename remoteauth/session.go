@@ -569,13 +569,11 @@ func (s *Session) Run(ctx context.Context) error {
 // profile uploads nothing. Close returns the final backup's error; after Close, the Session's
 // methods return ErrClosed.
 func (s *Session) Close(ctx context.Context) error {
-	if err := s.shutdown(); err != nil {
-		return err
-	}
-	select {
-	case s.busy <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("remoteauth: close %s: no final backup: %w", s.name, ctx.Err())
+	if err := s.shutdown(ctx); err != nil {
+		if errors.Is(err, ErrClosed) {
+			return err
+		}
+		return fmt.Errorf("remoteauth: close %s: no final backup: %w", s.name, err)
 	}
 	defer s.release()
 	if _, err := os.Stat(s.profile); errors.Is(err, os.ErrNotExist) {
@@ -590,13 +588,8 @@ func (s *Session) Close(ctx context.Context) error {
 // logout, never on a disconnect or a conflict. After Delete, the Session's methods return
 // ErrClosed.
 func (s *Session) Delete(ctx context.Context) error {
-	if err := s.shutdown(); err != nil {
+	if err := s.shutdown(ctx); err != nil {
 		return err
-	}
-	select {
-	case s.busy <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 	defer s.release()
 	if err := s.store.Delete(ctx, s.name); err != nil {
@@ -609,8 +602,9 @@ func (s *Session) Delete(ctx context.Context) error {
 	return nil
 }
 
-// shutdown marks the Session closed, stops Run and waits for it to return.
-func (s *Session) shutdown() error {
+// shutdown marks the Session closed, stops Run, waits for it to return and takes the busy token
+// (the caller releases it), waiting for a running operation to end within ctx.
+func (s *Session) shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -622,7 +616,16 @@ func (s *Session) shutdown() error {
 	running := s.running
 	s.mu.Unlock()
 	if running {
-		<-done
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	return nil
+	select {
+	case s.busy <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -28,12 +28,10 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"runtime"
-	"runtime/metrics"
-	"sync"
 	"syscall"
 	"time"
 
+	"github.com/wwebstore/wwebstore/internal/peakheap"
 	"github.com/wwebstore/wwebstore/internal/profilegen"
 	"github.com/wwebstore/wwebstore/remoteauth"
 	filestore "github.com/wwebstore/wwebstore/stores/file"
@@ -114,7 +112,7 @@ func run(op, dataPath, clientID, storeDir string) (result, error) {
 	ctx := context.Background()
 	r := result{Op: op}
 
-	p := startPeakHeap()
+	p := peakheap.Start()
 	start := time.Now()
 	if op == "backup" {
 		var res remoteauth.BackupResult
@@ -129,7 +127,7 @@ func run(op, dataPath, clientID, storeDir string) (result, error) {
 		}
 	}
 	r.Ms = time.Since(start).Round(time.Millisecond).Milliseconds()
-	r.PeakHeapMiB = mib(p.stop())
+	r.PeakHeapMiB = mib(p.Stop())
 	if err != nil {
 		return result{}, err
 	}
@@ -145,45 +143,4 @@ func run(op, dataPath, clientID, storeDir string) (result, error) {
 // mib converts bytes to MiB, rounded to 0.1 as remoteauth.js does.
 func mib(b uint64) float64 {
 	return math.Round(float64(b)/(1<<20)*10) / 10
-}
-
-// peakHeap samples the live heap every millisecond while it runs, as remoteauth/bench_test.go
-// does; stop returns the highest sample above the heap at start, after a GC, in bytes.
-// Allocations and frees between two samples can be missed, so the figure is a close lower bound.
-type peakHeap struct {
-	base, peak uint64
-	done       chan struct{}
-	wg         sync.WaitGroup
-}
-
-func heapNow() uint64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
-
-func startPeakHeap() *peakHeap {
-	runtime.GC()
-	p := &peakHeap{base: heapNow(), done: make(chan struct{})}
-	p.peak = p.base
-	p.wg.Go(func() {
-		t := time.NewTicker(time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-p.done:
-				return
-			case <-t.C:
-				p.peak = max(p.peak, heapNow())
-			}
-		}
-	})
-	return p
-}
-
-func (p *peakHeap) stop() uint64 {
-	close(p.done)
-	p.wg.Wait()
-	p.peak = max(p.peak, heapNow())
-	return p.peak - p.base
 }
