@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -336,6 +337,8 @@ func (s *Session) swapIn(dir string) error {
 func (s *Session) tempPrefix(kind string) string { return "." + s.name + "." + kind + "-" }
 
 // removeLeftovers removes the temporary files that a restore killed half-way left behind.
+// A restore killed between its two renames left the old profile aside and none in place: that old
+// profile is put back first, so that it is kept if this restore fails.
 func (s *Session) removeLeftovers() {
 	entries, err := os.ReadDir(s.data)
 	if err != nil {
@@ -343,6 +346,14 @@ func (s *Session) removeLeftovers() {
 	}
 	for _, e := range entries {
 		n := e.Name()
+		if strings.HasPrefix(n, s.tempPrefix("old")) {
+			if _, err := os.Lstat(s.profile); errors.Is(err, fs.ErrNotExist) {
+				if err := os.Rename(filepath.Join(s.data, n), s.profile); err == nil {
+					s.log.Warn("put back the profile that an interrupted restore had set aside", "from", n)
+					continue
+				}
+			}
+		}
 		if strings.HasPrefix(n, s.tempPrefix("restore")) || strings.HasPrefix(n, s.tempPrefix("old")) {
 			p := filepath.Join(s.data, n)
 			if err := os.RemoveAll(p); err != nil {

@@ -364,6 +364,26 @@ func TestRestoreReplacesLocalProfile(t *testing.T) {
 	}
 }
 
+// TestRestoreRecoversInterruptedSwap: a restore killed between its two renames left the old
+// profile aside and none in place. The next restore puts it back, so that a failing store does not
+// leave the session without its profile.
+func TestRestoreRecoversInterruptedSwap(t *testing.T) {
+	store := &faultStore{Store: memstore.New(), extractAfter: 10}
+	s := newSession(t, store, nil)
+	dataPath := filepath.Dir(s.ProfileDir())
+	writeTree(t, dataPath, map[string]string{".RemoteAuth-test.old-42/Default/IndexedDB/x.ldb": "the login"})
+	if err := store.Store.Save(t.Context(), s.Name(), strings.NewReader("some archive")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Restore(t.Context()); !errors.Is(err, errInjected) {
+		t.Fatalf("Restore = %v, want the store's failure", err)
+	}
+	got := readTree(t, s.ProfileDir())
+	if want := map[string]string{"Default/IndexedDB/x.ldb": "-rw------- the login"}; !maps.Equal(got, want) {
+		t.Errorf("profile after the failed restore = %v, want the profile set aside put back: %v", got, want)
+	}
+}
+
 func TestBackupSkipsUnchangedProfile(t *testing.T) {
 	store := &faultStore{Store: memstore.New()}
 	s := newSession(t, store, nil)
