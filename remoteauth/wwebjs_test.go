@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/wwebstore/wwebstore/internal/profilegen"
+	"github.com/wwebstore/wwebstore/internal/testenv"
 	"github.com/wwebstore/wwebstore/remoteauth"
 	"github.com/wwebstore/wwebstore/stores/memory"
 )
@@ -32,11 +33,7 @@ func wwebjsScript(t *testing.T) string {
 	t.Helper()
 	unavailable := func(format string, args ...any) {
 		t.Helper()
-		format += " (scripts/test installs node and runs npm ci in compat/wwebjs)"
-		if os.Getenv("WWEBSTORE_CI") == "1" {
-			t.Fatalf(format, args...)
-		}
-		t.Skipf(format, args...)
+		testenv.Unavailable(t, format+" (scripts/test installs node and runs npm ci in compat/wwebjs)", args...)
 	}
 	if _, err := exec.LookPath("node"); err != nil {
 		unavailable("node is not installed: %v", err)
