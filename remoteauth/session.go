@@ -395,7 +395,7 @@ func (s *Session) Backup(ctx context.Context) (BackupResult, error) {
 
 func (s *Session) backup(ctx context.Context) (BackupResult, error) {
 	res := BackupResult{Session: s.name, Start: time.Now()}
-	err := s.backupOnce(ctx, &res)
+	err := s.saveWithRetries(ctx, &res)
 	res.Duration = time.Since(res.Start)
 	if err != nil {
 		err = fmt.Errorf("remoteauth: back up %s: %w", s.name, err)
@@ -412,7 +412,7 @@ func (s *Session) backup(ctx context.Context) (BackupResult, error) {
 	return res, err
 }
 
-func (s *Session) backupOnce(ctx context.Context, res *BackupResult) error {
+func (s *Session) saveWithRetries(ctx context.Context, res *BackupResult) error {
 	snap := &snapshotter{level: s.opts.Compression, workers: s.opts.Concurrency}
 	storeFailures, snapshots := 0, 0
 	delay := s.opts.Retry.InitialDelay
