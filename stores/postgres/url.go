@@ -1,0 +1,148 @@
+package postgresstore
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/wwebstore/wwebstore/remoteauth"
+)
+
+// The URL schemes that postgresstore registers with remoteauth.RegisterScheme, as libpq and
+// pgx accept both.
+const (
+	Scheme      = "postgres"
+	SchemeAlias = "postgresql"
+)
+
+func init() {
+	remoteauth.RegisterScheme(Scheme, openURL)
+	remoteauth.RegisterScheme(SchemeAlias, openURL)
+}
+
+// URL query parameters that belong to the store, not to pgx. They are removed from the URL
+// before pgx parses it: pgx would send an unknown one to the server as a run-time parameter,
+// which refuses the connection.
+const (
+	paramTable        = "table"
+	paramChunkTable   = "chunk_table"
+	paramSchema       = "schema"
+	paramChunkSize    = "chunk_size"
+	paramCreateTables = "create_tables"
+	paramUsePoolMode  = "use_pool_exec_mode"
+)
+
+// openURL opens a Store that owns a new pool, for a "postgres" or "postgresql" URL: see the
+// package documentation.
+func openURL(ctx context.Context, u *url.URL) (remoteauth.Store, error) {
+	dsn, opts, err := parseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgresstore: %w", err) // pgx's error hides the password
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgresstore: %w", err)
+	}
+	s, err := New(ctx, pool, opts)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s.ownsPool = true
+	return s, nil
+}
+
+// parseURL splits a store URL into the connection string for pgx, without the store's query
+// parameters, and the Options that those parameters set.
+func parseURL(u *url.URL) (dsn string, opts *Options, err error) {
+	if u.Opaque != "" {
+		return "", nil, fmt.Errorf("postgresstore: URL %s:%s is not of the form %s://[user[:password]@][host][:port][/dbname][?param=value&…]", u.Scheme, u.Opaque, u.Scheme)
+	}
+	if u.Fragment != "" {
+		return "", nil, fmt.Errorf("postgresstore: a URL fragment (#%s) means nothing to the store", u.Fragment)
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return "", nil, fmt.Errorf("postgresstore: URL query: %w", err)
+	}
+	opts = &Options{}
+	take := func(name string) (string, bool, error) {
+		vs, ok := q[name]
+		if !ok {
+			return "", false, nil
+		}
+		delete(q, name)
+		if len(vs) != 1 {
+			return "", false, fmt.Errorf("postgresstore: URL parameter %s is given %d times", name, len(vs))
+		}
+		return vs[0], true, nil
+	}
+	for _, p := range []struct {
+		name string
+		dst  *string
+	}{{paramTable, &opts.Table}, {paramChunkTable, &opts.ChunkTable}, {paramSchema, &opts.Schema}} {
+		v, ok, err := take(p.name)
+		if err != nil {
+			return "", nil, err
+		}
+		if ok && v == "" {
+			return "", nil, fmt.Errorf("postgresstore: URL parameter %s is empty", p.name)
+		}
+		*p.dst = v
+	}
+	if v, ok, err := take(paramChunkSize); err != nil {
+		return "", nil, err
+	} else if ok {
+		if opts.ChunkSize, err = parseSize(v); err != nil {
+			return "", nil, fmt.Errorf("postgresstore: URL parameter %s=%q: %w", paramChunkSize, v, err)
+		}
+	}
+	for _, p := range []struct {
+		name   string
+		dst    *bool
+		invert bool
+	}{{paramCreateTables, &opts.SkipCreateTables, true}, {paramUsePoolMode, &opts.UsePoolExecMode, false}} {
+		v, ok, err := take(p.name)
+		if err != nil {
+			return "", nil, err
+		}
+		if !ok {
+			continue
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return "", nil, fmt.Errorf("postgresstore: URL parameter %s=%q: want true or false", p.name, v)
+		}
+		*p.dst = b != p.invert
+	}
+	rest := *u
+	rest.RawQuery = q.Encode()
+	return rest.String(), opts, nil
+}
+
+// parseSize parses a chunk size: a number of bytes, or a number followed by KiB or MiB.
+func parseSize(s string) (int, error) {
+	mult := 1
+	for _, unit := range []struct {
+		suffix string
+		mult   int
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}} {
+		if n, ok := strings.CutSuffix(s, unit.suffix); ok {
+			s, mult = n, unit.mult
+			break
+		}
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 || n > MaxChunkSize/mult {
+		return 0, fmt.Errorf("want a number of bytes from %d to %d, or of KiB or MiB", MinChunkSize, MaxChunkSize)
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,784 @@
+// Package redisstore is a [remoteauth.Store] that keeps session archives in Redis: a single node,
+// a Sentinel-managed primary (redis.NewFailoverClient) or a Redis Cluster. It takes any
+// redis.UniversalClient of github.com/redis/go-redis/v9:
+//
+//	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
+//	st, err := redisstore.New(ctx, rdb, nil) // nil options: the defaults
+//
+// An archive is split into chunks of at most Options.ChunkSize bytes (1 MiB by default), so that
+// no Redis value is ever larger than that, and Save and Extract stream: each holds a few chunks
+// in memory, never the whole archive.
+//
+// # Data layout
+//
+// All the keys of a session start with the key prefix (Options.KeyPrefix, "wwebstore:" by
+// default) and the session name in braces, which Redis Cluster takes as the hash tag: every key
+// of a session is in one slot, so that one Lua script or MULTI/EXEC transaction can change them
+// together. For session "RemoteAuth-alice":
+//
+//	wwebstore:{RemoteAuth-alice}:meta              hash: the current archive
+//	    gen         generation id: 16 hex digits, new for each Save
+//	    chunks      number of chunks
+//	    size        archive size in bytes
+//	    chunk_size  size of every chunk but the last (the ChunkSize of the Save that wrote it)
+//	    saved_ms    when the Save committed, Unix milliseconds (server clock)
+//	wwebstore:{RemoteAuth-alice}:chunk:<gen>:<i>   string: chunk i (from 0) of generation gen
+//	wwebstore:{RemoteAuth-alice}:saves             hash: Saves in progress, gen → number of
+//	                                               chunk slots written so far
+//	wwebstore:{RemoteAuth-alice}:readers           sorted set: Extract leases, "<gen>:<id>"
+//	                                               scored by their expiry (Unix ms)
+//
+// A session exists when its meta key does. Session names are case-sensitive and contain no
+// brace, so sessions never share a key ("a" and "a-b" are {a} and {a-b}); the key prefix must not
+// contain a brace either. Between operations, a session has its meta key and the chunks of its
+// current generation, and nothing else: the saves and readers keys exist while Saves and
+// Extracts run, and otherwise expire within a minute of their last use.
+//
+// # Saving
+//
+// Save writes the archive under a new generation id, then switches the session to it in one Lua
+// script, so that Extract and SessionExists see the previous archive or the new one, whole:
+//
+//  1. It registers the generation in the saves hash.
+//  2. It reads r in chunks of ChunkSize bytes and writes them four to a MULTI/EXEC transaction,
+//     with at most eight chunks in memory (a transaction in flight while the next one fills).
+//     Each transaction SETs its chunks with an expiry of one minute, then runs a small script
+//     that raises the generation's count of chunk slots, or, if the generation is no longer
+//     registered, deletes the chunks again: no chunk of a generation can appear after the
+//     generation's chunks were deleted. The chunks' bytes go to SET, never through Lua.
+//  3. A heartbeat renews the expiry of the registration and of the chunks every 15 seconds.
+//  4. Once r has been read to its end, and if ctx has not ended, the commit script checks that
+//     every chunk is there, removes their expiry (or sets Options.TTL), points the meta key to
+//     the new generation, and retires the previous one (see Extracting).
+//
+// A Save that fails (r returns an error, ctx ends, the connection breaks) deletes its chunks and
+// its registration with a fresh context of a few seconds, and leaves the previous archive as it
+// was. When that cleanup cannot reach the server either, or the process dies, the next Save of
+// the session removes what is left: its commit deletes the chunks of every other registered
+// generation (the count of chunk slots says which keys may exist) and their registrations. Should
+// no other Save of the session come, the chunks and the registration expire within a minute.
+//
+// Concurrent Saves of one session all succeed. The first to commit wins and, as above, deletes
+// the others' chunks and registrations. A Save that finds its registration gone (at a chunk
+// transaction, a heartbeat or its commit) at a time when, by its own monotonic clock, the
+// registration cannot have expired (less than 45 seconds after it last renewed it), knows that a
+// commit or a Delete ran during it: it was overtaken. It stops writing, reads r to its end and
+// returns nil, as if it had committed just before the winner: the two overlapped, so either
+// order is correct. A Delete overtakes Saves in progress the same way. A Save whose registration
+// may have expired (no heartbeat reached the server for 45 seconds) fails instead.
+//
+// Once r is read to its end and ctx is live, the commit is not interrupted by ctx: it is one
+// round trip, and its outcome must be known. A network failure during that round trip leaves the
+// outcome unknown, and Save returns the error; a retried commit of a generation that is already
+// the session's archive is recognised as done.
+//
+// # Extracting
+//
+// Extract reads the meta key and, in the same script, takes a lease on its generation: an entry
+// in the readers set, which a heartbeat renews every 15 seconds and which expires after a minute
+// without. Then it reads the chunks with GET, four ahead of the one it writes to w, in order,
+// checking the length of each. When a commit or a Delete retires a generation that a lease
+// holds, its chunks are not deleted but set to expire with the last lease, and the heartbeat
+// keeps the chunks not yet read alive as long as the lease; an Extract that ends deletes the
+// retired chunks if no other lease holds them. So an Extract racing Saves reads one archive,
+// whole, however slow w is.
+//
+// Should an Extract find a chunk missing anyway (its lease was lost because no heartbeat reached
+// the server for a minute, or it read a replica that lags), it starts again if it has written
+// nothing yet, up to three times; once bytes are written it cannot take them back, and it returns
+// an error. It never returns nil after writing a partial or mixed archive.
+//
+// # Errors
+//
+// Every error names "redisstore", the operation and the session, and wraps the cause with %w: a
+// go-redis error (a redis.Error for a server reply such as OOM, a *net.OpError or io.EOF for a
+// broken connection), ctx's error, r's or w's. Extract of a missing session wraps
+// remoteauth.ErrNotFound and writes nothing. An invalid session name gives an error wrapping
+// remoteauth.ErrInvalidSession before any command is sent. A cancelled ctx gives an error
+// wrapping ctx.Err() before any command is sent.
+//
+// # Server requirements and limits
+//
+//   - Lua scripting (EVAL, EVALSHA) and MULTI/EXEC. The scripts call TIME before writing, which
+//     needs Redis 5 or later; CLUSTER and multi-field HSET as in Redis 4. Tested with Redis 7.0,
+//     a single node and a cluster of three primaries. Some managed services disable Lua: there
+//     the store cannot work.
+//   - A maxmemory-policy that never evicts archives: noeviction, Redis's default. Under
+//     volatile-* policies, Redis may evict the keys of an archive that has a TTL or of a Save in
+//     progress; under allkeys-* policies, any archive.
+//   - The expiries of Saves in progress and of Extract leases count on the server's clock: a
+//     server clock that jumps forward by 15 seconds or more during a Save can make its
+//     registration expire while the Save thinks it cannot, and the Save then returns nil without
+//     having replaced the archive.
+//   - Reads from replicas (ClusterOptions.ReadOnly, RouteByLatency, RouteRandomly;
+//     FailoverOptions.ReplicaOnly) may miss a chunk that the primary has; Extract then retries
+//     or fails, and never writes a wrong archive. Read from primaries.
+//   - The commit and Delete scripts touch every chunk of the archive, a few microseconds each,
+//     during which the server runs nothing else: with 1 MiB chunks, a 1 GiB archive has 1,024.
+//   - During a Save the server holds the previous archive and the new one.
+//   - Memory in the process: a Save holds at most eight chunks (8 MiB by default) and an Extract
+//     about six, plus go-redis's buffers; the Go heap grows by more until the garbage collector
+//     runs (9 MiB saving and up to 21 MiB extracting 256 MiB, measured: see the README).
+//
+// # URLs
+//
+// Importing redisstore registers the "redis" and "rediss" (TLS) schemes with
+// [remoteauth.OpenStore]. The URL is go-redis's, with a few parameters of the store's own:
+//
+//	redis://[[user]:password@]host[:port][/db][?param=value&…]
+//	rediss://…                              TLS; the host name is checked (skip_verify=true not to)
+//
+//	prefix=app:sessions:    Options.KeyPrefix, percent-encoded if need be (default "wwebstore:")
+//	chunk_size=1048576      Options.ChunkSize, in bytes (default 1 MiB)
+//	ttl=720h                Options.TTL, a Go duration or a number of seconds (default: none)
+//	cluster=true            a Redis Cluster: host is a seed node; more seeds with addr=host:port
+//	master_name=mymaster    a Sentinel-managed primary: host and each addr=host:port are
+//	                        Sentinels, the user info is the Sentinels' credentials, and the
+//	                        primary's go in the parameters username and password
+//
+// Any other parameter goes to go-redis (dial_timeout=3s, pool_size=20, protocol=2, …): see
+// redis.ParseURL, redis.ParseClusterURL and redis.ParseFailoverURL. An unknown parameter is an
+// error. Errors that quote the URL hide its passwords. The Store that OpenStore returns owns the client it made: close it, through io.Closer,
+// when done; Close of a Store made by New leaves the caller's client open.
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wwebstore/wwebstore/remoteauth"
+)
+
+// Defaults and limits of Options.
+const (
+	DefaultKeyPrefix = "wwebstore:"
+	DefaultChunkSize = 1 << 20  // 1 MiB
+	MinChunkSize     = 1 << 10  // 1 KiB: smaller chunks only multiply keys and round trips
+	MaxChunkSize     = 64 << 20 // 64 MiB: a larger value blocks the server for too long
+	MinTTL           = time.Second
+)
+
+const (
+	// defaultLease is how long the chunks and registration of a pending Save, and an Extract's
+	// lease, live without a heartbeat; heartbeats come every quarter of it. Tests shorten it.
+	defaultLease = time.Minute
+	// cleanupTimeout bounds the commit, the cleanup of a failed Save and the end of an Extract,
+	// which run on a context of their own.
+	cleanupTimeout  = 10 * time.Second
+	putBatch        = 4 // chunks a Save writes in one transaction
+	saveBuffers     = 8 // chunks a Save holds: a batch in flight while the next one fills
+	extractAhead    = 4 // chunks an Extract reads ahead of the one it writes
+	extractAttempts = 3 // times an Extract starts again when it finds a chunk missing before writing
+)
+
+// Options configures a Store. The zero value, like a nil *Options, means the defaults.
+type Options struct {
+	// KeyPrefix starts every key of the store; "" means DefaultKeyPrefix ("wwebstore:"). Stores
+	// with different prefixes on one server do not see each other's sessions. It must not
+	// contain '{' or '}', which would change the keys' hash tag.
+	KeyPrefix string
+
+	// ChunkSize is the largest value the store writes: archives are split into chunks of this
+	// many bytes (the last one shorter). 0 means DefaultChunkSize (1 MiB); otherwise it must be
+	// between MinChunkSize (1 KiB) and MaxChunkSize (64 MiB). Archives written with another
+	// chunk size stay readable: each records its own.
+	ChunkSize int
+
+	// TTL, if positive, makes an archive expire when it has not been saved for that long:
+	// every Save sets it again; Extract and SessionExists do not. It must be 0 (archives never
+	// expire) or at least MinTTL (one second).
+	TTL time.Duration
+}
+
+// Store is a remoteauth.Store that keeps archives in Redis. It is safe for concurrent use, also
+// by several processes sharing a server and key prefix.
+type Store struct {
+	rdb       redis.UniversalClient
+	prefix    string
+	chunkSize int
+	ttl       time.Duration
+	lease     time.Duration
+	owned     bool // the client was made by OpenStore, and Close closes it
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var (
+	_ remoteauth.Store = (*Store)(nil)
+	_ io.Closer        = (*Store)(nil)
+)
+
+// New returns a Store that keeps archives through rdb, and checks that the server answers a
+// PING within ctx. A nil opts means the defaults. The caller keeps ownership of rdb: closing
+// the Store does not close it.
+func New(ctx context.Context, rdb redis.UniversalClient, opts *Options) (*Store, error) {
+	if rdb == nil {
+		return nil, errors.New("redisstore: New: no client given")
+	}
+	s := &Store{rdb: rdb, prefix: DefaultKeyPrefix, chunkSize: DefaultChunkSize, lease: defaultLease}
+	if opts != nil {
+		if err := opts.validate(); err != nil {
+			return nil, err
+		}
+		if opts.KeyPrefix != "" {
+			s.prefix = opts.KeyPrefix
+		}
+		if opts.ChunkSize != 0 {
+			s.chunkSize = opts.ChunkSize
+		}
+		s.ttl = opts.TTL
+	}
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return nil, fmt.Errorf("redisstore: New: PING: %w", err)
+	}
+	return s, nil
+}
+
+func (o *Options) validate() error {
+	switch {
+	case strings.ContainsAny(o.KeyPrefix, "{}"):
+		return fmt.Errorf("redisstore: key prefix %q contains a brace, which would change the keys' Redis Cluster hash tag", o.KeyPrefix)
+	case o.ChunkSize != 0 && (o.ChunkSize < MinChunkSize || o.ChunkSize > MaxChunkSize):
+		return fmt.Errorf("redisstore: chunk size %d is not between %d (1 KiB) and %d (64 MiB)", o.ChunkSize, MinChunkSize, MaxChunkSize)
+	case o.TTL < 0:
+		return fmt.Errorf("redisstore: TTL %v is negative (0 means no expiry)", o.TTL)
+	case o.TTL > 0 && o.TTL < MinTTL:
+		return fmt.Errorf("redisstore: TTL %v is less than %v (0 means no expiry)", o.TTL, MinTTL)
+	}
+	return nil
+}
+
+// Close closes the client if the Store made it (OpenStore), and does nothing otherwise: a
+// client given to New belongs to the caller. It is safe to call more than once.
+func (s *Store) Close() error {
+	if !s.owned {
+		return nil
+	}
+	s.closeOnce.Do(func() {
+		if err := s.rdb.Close(); err != nil {
+			s.closeErr = fmt.Errorf("redisstore: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// keys are the names of one session's keys.
+type keys struct {
+	meta, saves, readers string
+	chunkBase            string // + gen + ":" + index
+}
+
+func (s *Store) keys(session string) keys {
+	tag := s.prefix + "{" + session + "}:"
+	return keys{
+		meta:      tag + "meta",
+		saves:     tag + "saves",
+		readers:   tag + "readers",
+		chunkBase: tag + "chunk:",
+	}
+}
+
+func (k keys) chunk(gen string, i int) string { return k.chunkBase + gen + ":" + strconv.Itoa(i) }
+
+// begin checks the arguments common to every method, the session name and then ctx, and returns
+// the session's keys.
+func (s *Store) begin(ctx context.Context, op, session string) (keys, error) {
+	if err := remoteauth.ValidateSessionName(session); err != nil {
+		return keys{}, fmt.Errorf("redisstore: %s: %w", op, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return keys{}, opError(op, session, err)
+	}
+	return s.keys(session), nil
+}
+
+func opError(op, session string, err error) error {
+	return fmt.Errorf("redisstore: %s session %q: %w", op, session, err)
+}
+
+// SessionExists reports whether session has an archive: whether its meta key exists.
+func (s *Store) SessionExists(ctx context.Context, session string) (bool, error) {
+	k, err := s.begin(ctx, "check", session)
+	if err != nil {
+		return false, err
+	}
+	n, err := s.rdb.Exists(ctx, k.meta).Result()
+	if err != nil {
+		return false, opError("check", session, err)
+	}
+	return n == 1, nil
+}
+
+// Delete removes session's archive, and overtakes the session's Saves in progress (they return
+// nil and leave nothing). An Extract already reading the archive finishes it. Deleting a session
+// without an archive returns nil.
+func (s *Store) Delete(ctx context.Context, session string) error {
+	k, err := s.begin(ctx, "delete", session)
+	if err != nil {
+		return err
+	}
+	err = deleteScript.Run(ctx, s.rdb, []string{k.meta, k.saves, k.readers}, k.chunkBase).Err()
+	if err != nil {
+		return opError("delete", session, err)
+	}
+	return nil
+}
+
+// Save reads r to its end and makes what it read session's archive, replacing the previous one
+// atomically (see the package documentation). If r fails, ctx ends or the server cannot be
+// reached, Save returns an error wrapping the cause and leaves the previous archive (or its
+// absence) as it was. A Save overtaken by a concurrent Save or Delete of the session reads r to
+// its end and returns nil (or r's error).
+func (s *Store) Save(ctx context.Context, session string, r io.Reader) error {
+	k, err := s.begin(ctx, "save", session)
+	if err != nil {
+		return err
+	}
+	if err := s.save(ctx, k, r); err != nil {
+		return opError("save", session, withCtxErr(ctx, err))
+	}
+	return nil
+}
+
+// Errors of Save and Extract that are not the server's, r's, w's or ctx's.
+var (
+	errLeaseLost    = errors.New("the Save's registration expired: no heartbeat reached the server in time")
+	errChunkMissing = errors.New("a chunk of the archive is missing")
+	errBadArchive   = errors.New("the archive's keys are inconsistent")
+)
+
+func (s *Store) save(ctx context.Context, k keys, r io.Reader) (err error) {
+	gen := newID()
+	reg := &registration{lease: s.lease}
+	committed := false
+	defer func() {
+		if !committed {
+			// Best effort, with a context of its own: ctx may be what failed (even the
+			// registration below, which may have reached the server all the same). Whatever
+			// this leaves behind, the next commit of the session deletes, or it expires.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+			defer cancel()
+			_ = abortScript.Run(cctx, s.rdb, []string{k.saves}, k.chunkBase, gen).Err()
+		}
+	}()
+	sent := time.Now()
+	if err := beginScript.Run(ctx, s.rdb, []string{k.saves}, k.chunkBase, gen, ms(s.lease)).Err(); err != nil {
+		return err
+	}
+	reg.renewed(sent)
+	stopHeartbeat := heartbeat(s.lease, func(hctx context.Context) {
+		sent := time.Now()
+		switch v, err := touchScript.Run(hctx, s.rdb, []string{k.saves}, k.chunkBase, gen, ms(s.lease)).Int(); {
+		case err != nil:
+		case v == 1:
+			reg.renewed(sent)
+		default:
+			reg.missing(time.Now())
+		}
+	})
+	defer stopHeartbeat()
+
+	n, size, err := s.writeChunks(ctx, k, gen, reg, remoteauth.ContextReader(ctx, r))
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	res, err := commitScript.Run(cctx, s.rdb, []string{k.meta, k.saves, k.readers},
+		k.chunkBase, gen, n, size, s.chunkSize, ms(s.ttl)).Int64Slice()
+	if err != nil {
+		return fmt.Errorf("commit (its outcome is unknown): %w", err)
+	}
+	switch res[0] {
+	case 1:
+		committed = true
+		return nil
+	case 0:
+		if reg.missing(time.Now()) {
+			// A Save or a Delete of the session that ran during this one overtook it: as if
+			// this one had committed just before.
+			committed = true
+			return nil
+		}
+		return fmt.Errorf("%w (lease %v)", errLeaseLost, s.lease)
+	default:
+		return fmt.Errorf("%w: chunk %d of %d expired before the commit: no heartbeat reached the server for %v", errChunkMissing, res[1], n, s.lease)
+	}
+}
+
+// A registration tells, by the Save's monotonic clock, until when its generation's registration
+// cannot have expired: three quarters of the lease after the last renewal was sent. The rest of
+// the lease is a margin for a server clock that runs fast. A registration found missing before
+// then was removed by a commit or a Delete of another caller, during this Save: it was
+// overtaken. Found missing later, it may have expired.
+type registration struct {
+	lease     time.Duration
+	mu        sync.Mutex
+	safeUntil time.Time
+	overtaken bool
+}
+
+// renewed records a renewal of the registration (or its creation) sent at sent.
+func (r *registration) renewed(sent time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if u := sent.Add(r.lease - r.lease/4); u.After(r.safeUntil) {
+		r.safeUntil = u
+	}
+}
+
+// missing records that a reply received at got found the registration gone, and reports
+// whether the Save was overtaken.
+func (r *registration) missing(got time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !got.After(r.safeUntil) {
+		r.overtaken = true
+	}
+	return r.overtaken
+}
+
+// writeChunks reads r in chunks and writes them under generation gen, putBatch chunks to a
+// transaction, with at most saveBuffers chunks in memory. It returns the number of chunks and
+// bytes read. Once the generation is found unregistered it writes no more, and reads r to its
+// end.
+func (s *Store) writeChunks(ctx context.Context, k keys, gen string, reg *registration, r io.Reader) (n int, size int64, err error) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		gone     atomic.Bool // the generation is no longer registered
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+			cancel()
+		}
+		mu.Unlock()
+	}
+	failed := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return firstErr
+	}
+	free := make(chan []byte, saveBuffers)
+	for range saveBuffers {
+		free <- nil // allocated on first use: a small archive needs one buffer
+	}
+	defer wg.Wait() // before returning, so that no write outlives the Save
+
+	var batch [][]byte // chunks read and not yet sent: chunks n-len(batch) to n-1
+	send := func() {
+		chunks, first := batch, n-len(batch)
+		batch = nil
+		if len(chunks) == 0 {
+			return
+		}
+		if gone.Load() {
+			for _, b := range chunks {
+				free <- b[:cap(b)]
+			}
+			return
+		}
+		wg.Go(func() {
+			defer func() {
+				for _, b := range chunks {
+					free <- b[:cap(b)]
+				}
+			}()
+			sent := time.Now()
+			ok, err := s.put(wctx, k, gen, first, chunks)
+			switch {
+			case err != nil:
+				fail(err)
+			case ok == 1:
+				reg.renewed(sent)
+			default:
+				reg.missing(time.Now())
+				gone.Store(true) // overtaken, or expired: the commit tells which
+			}
+		})
+	}
+
+	for {
+		if err := failed(); err != nil {
+			return 0, 0, err
+		}
+		var buf []byte
+		select {
+		case buf = <-free:
+		case <-wctx.Done():
+			if err := failed(); err != nil {
+				return 0, 0, err
+			}
+			return 0, 0, ctx.Err()
+		}
+		if buf == nil {
+			buf = make([]byte, s.chunkSize)
+		}
+		m, rerr := io.ReadFull(r, buf)
+		size += int64(m)
+		if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
+			return 0, 0, rerr
+		}
+		if m > 0 {
+			batch = append(batch, buf[:m])
+			n++
+		} else {
+			free <- buf
+		}
+		if rerr != nil { // io.EOF or io.ErrUnexpectedEOF: r is over
+			send()
+			wg.Wait()
+			return n, size, failed()
+		}
+		if len(batch) == putBatch {
+			send()
+		}
+		if gone.Load() {
+			// Read r to its end, as Save promises, writing nothing more.
+			rest, err := io.Copy(io.Discard, r)
+			size += rest
+			wg.Wait()
+			if err != nil {
+				return 0, 0, err
+			}
+			return n, size, failed()
+		}
+	}
+}
+
+// put writes chunks first, first+1, … of generation gen in one transaction, and reports whether
+// the generation was still registered (if not, the chunks were deleted again in the same
+// transaction). The script goes as EVAL, not EVALSHA: inside MULTI, a NOSCRIPT error would come
+// after the SETs had run.
+func (s *Store) put(ctx context.Context, k keys, gen string, first int, chunks [][]byte) (int, error) {
+	keys := make([]string, 1, 1+len(chunks))
+	keys[0] = k.saves
+	var check *redis.Cmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for j, data := range chunks {
+			key := k.chunk(gen, first+j)
+			keys = append(keys, key)
+			p.Set(ctx, key, data, s.lease)
+		}
+		check = putCheckScript.Eval(ctx, p, keys, gen, first+len(chunks), ms(s.lease))
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return check.Int()
+}
+
+// Extract writes session's archive to w. For a session without an archive it returns an error
+// wrapping remoteauth.ErrNotFound and writes nothing. An Extract that races Saves writes one
+// archive, whole (see the package documentation).
+func (s *Store) Extract(ctx context.Context, session string, w io.Writer) error {
+	k, err := s.begin(ctx, "extract", session)
+	if err != nil {
+		return err
+	}
+	for attempt := 1; ; attempt++ {
+		written, err := s.extract(ctx, k, w)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, errChunkMissing) || written > 0 || attempt == extractAttempts || ctx.Err() != nil {
+			if errors.Is(err, errChunkMissing) && written > 0 {
+				err = fmt.Errorf("%w (after %d bytes were written, which cannot be taken back)", err, written)
+			}
+			return opError("extract", session, withCtxErr(ctx, err))
+		}
+	}
+}
+
+// withCtxErr makes err wrap ctx's error if ctx has ended, for an error that may come from a
+// command interrupted by ctx without saying so (a timeout, a closed connection).
+func withCtxErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w: %w", cerr, err)
+	}
+	return err
+}
+
+// archive is what the meta key says.
+type archive struct {
+	gen       string
+	chunks    int
+	size      int64
+	chunkSize int64
+}
+
+func parseMeta(vals []any) (archive, error) {
+	var a archive
+	if len(vals) != 4 {
+		return a, fmt.Errorf("%w: meta has %d fields", errBadArchive, len(vals))
+	}
+	str := make([]string, 4)
+	for i, v := range vals {
+		s, ok := v.(string)
+		if !ok {
+			return a, fmt.Errorf("%w: meta field %d is %T", errBadArchive, i, v)
+		}
+		str[i] = s
+	}
+	a.gen = str[0]
+	n, err1 := strconv.ParseInt(str[1], 10, 32)
+	size, err2 := strconv.ParseInt(str[2], 10, 64)
+	cs, err3 := strconv.ParseInt(str[3], 10, 64)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return a, fmt.Errorf("%w: meta: %w", errBadArchive, err)
+	}
+	a.chunks = int(n)
+	a.size = size
+	a.chunkSize = cs
+	if cs <= 0 || cs > MaxChunkSize || size < 0 || n < 0 || (size+cs-1)/cs != n {
+		return a, fmt.Errorf("%w: meta says %d bytes in %d chunks of %d", errBadArchive, size, n, cs)
+	}
+	return a, nil
+}
+
+// chunkLen is the length that chunk i must have.
+func (a archive) chunkLen(i int) int64 {
+	if i < a.chunks-1 {
+		return a.chunkSize
+	}
+	return a.size - int64(a.chunks-1)*a.chunkSize
+}
+
+// extract makes one attempt at Extract, and returns how many bytes it wrote to w.
+func (s *Store) extract(ctx context.Context, k keys, w io.Writer) (written int64, err error) {
+	id := newID()
+	vals, err := openScript.Run(ctx, s.rdb, []string{k.meta, k.readers}, k.chunkBase, id, ms(s.lease)).Slice()
+	if errors.Is(err, redis.Nil) {
+		return 0, fmt.Errorf("%w: no key %s", remoteauth.ErrNotFound, k.meta)
+	}
+	if err != nil {
+		return 0, err
+	}
+	a, perr := parseMeta(vals)
+	if a.gen != "" {
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+			defer cancel()
+			_ = closeScript.Run(cctx, s.rdb, []string{k.meta, k.readers}, k.chunkBase, a.gen, id, a.chunks).Err()
+		}()
+	}
+	if perr != nil {
+		return 0, perr
+	}
+	var next atomic.Int64 // the first chunk not yet read, for the heartbeat
+	stopHeartbeat := heartbeat(s.lease, func(hctx context.Context) {
+		_ = leaseScript.Run(hctx, s.rdb, []string{k.readers}, k.chunkBase, a.gen, id, ms(s.lease), next.Load(), a.chunks).Err()
+	})
+	defer stopHeartbeat()
+
+	fctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel() // first: the reader below may wait for room in the queue
+		wg.Wait()
+	}()
+	type result struct {
+		b   []byte
+		err error
+	}
+	queue := make(chan chan result, extractAhead)
+	wg.Go(func() {
+		defer close(queue)
+		for i := range a.chunks {
+			ch := make(chan result, 1)
+			select {
+			case queue <- ch:
+			case <-fctx.Done():
+				return
+			}
+			wg.Go(func() {
+				b, err := s.rdb.Get(fctx, k.chunk(a.gen, i)).Bytes()
+				ch <- result{b, err}
+			})
+		}
+	})
+	for i := range a.chunks {
+		ch, ok := <-queue
+		if !ok {
+			return written, ctx.Err()
+		}
+		res := <-ch
+		switch {
+		case errors.Is(res.err, redis.Nil):
+			return written, fmt.Errorf("%w: no key %s", errChunkMissing, k.chunk(a.gen, i))
+		case res.err != nil:
+			return written, res.err
+		case int64(len(res.b)) != a.chunkLen(i):
+			return written, fmt.Errorf("%w: chunk %s holds %d bytes, want %d", errBadArchive, k.chunk(a.gen, i), len(res.b), a.chunkLen(i))
+		}
+		next.Store(int64(i + 1))
+		if err := ctx.Err(); err != nil {
+			return written, err
+		}
+		m, err := w.Write(res.b)
+		written += int64(m)
+		if err == nil && m < len(res.b) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+// heartbeat calls beat every quarter of lease until stop is called, with a context that stop
+// cancels and that ends after a quarter of lease.
+func heartbeat(lease time.Duration, beat func(context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(lease / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				bctx, bcancel := context.WithTimeout(ctx, lease/4)
+				beat(bctx)
+				bcancel()
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// newID returns 16 random hex digits: a generation id or an Extract's lease id.
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
+
+// ms is d in whole milliseconds, as Redis takes durations.
+func ms(d time.Duration) int64 { return d.Milliseconds() }

@@ -1,0 +1,457 @@
+package redisstore_test
+
+// Real Redis servers for the tests: the one WWEBSTORE_REDIS_URL names, or containers started by
+// testcontainers-go (image WWEBSTORE_REDIS_IMAGE, default redis:7), or, for the tests that need
+// servers on fixed loopback ports (the cluster, a server restart), redis-server processes when no
+// container engine answers.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/redis/go-redis/v9"
+	"github.com/testcontainers/testcontainers-go"
+	tcredis "github.com/testcontainers/testcontainers-go/modules/redis"
+	"github.com/testcontainers/testcontainers-go/wait"
+
+	"github.com/wwebstore/wwebstore/internal/testenv"
+	"github.com/wwebstore/wwebstore/remoteauth"
+	redisstore "github.com/wwebstore/wwebstore/stores/redis"
+)
+
+const (
+	envURL       = "WWEBSTORE_REDIS_URL"
+	envImage     = "WWEBSTORE_REDIS_IMAGE"
+	defaultImage = "redis:7"
+)
+
+func image() string {
+	if img := os.Getenv(envImage); img != "" {
+		return img
+	}
+	return defaultImage
+}
+
+var engine struct {
+	once sync.Once
+	err  error
+}
+
+// engineErr reports whether a container engine answers, checking once per test binary.
+func engineErr() error {
+	engine.once.Do(func() {
+		defer func() {
+			if r := recover(); r != nil { // testcontainers panics on some broken setups
+				engine.err = fmt.Errorf("%v", r)
+			}
+		}()
+		p, err := testcontainers.ProviderDefault.GetProvider()
+		if err != nil {
+			engine.err = err
+			return
+		}
+		defer p.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		engine.err = p.Health(ctx)
+	})
+	return engine.err
+}
+
+const howToRun = "run scripts/test stores/redis (it sets up a container engine), or set " + envURL +
+	"=redis://127.0.0.1:6379/0 to test against a server of yours (test keys start with \"wwebstore-test:\" and are deleted)"
+
+// serverOptions returns the go-redis options of a real server: WWEBSTORE_REDIS_URL's, or those
+// of a new container that the test's cleanup removes.
+func serverOptions(t testing.TB) *redis.Options {
+	t.Helper()
+	if u := os.Getenv(envURL); u != "" {
+		o, err := redis.ParseURL(u)
+		if err != nil {
+			t.Fatalf("%s: %v", envURL, err)
+		}
+		return o
+	}
+	if err := engineErr(); err != nil {
+		testenv.Unavailable(t, "no Redis: %s is not set and no container engine answers (%v); %s", envURL, err, howToRun)
+	}
+	ctx := context.Background()
+	ctr, err := tcredis.Run(ctx, image())
+	testcontainers.CleanupContainer(t, ctr)
+	if err != nil {
+		t.Fatalf("starting a Redis container from %s: %v", image(), err)
+	}
+	cs, err := ctr.ConnectionString(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := redis.ParseURL(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// newClient returns a client of o that the test's cleanup closes.
+func newClient(t testing.TB, o *redis.Options) *redis.Client {
+	t.Helper()
+	rdb := redis.NewClient(o)
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// testPrefix returns a key prefix that no other test uses, for a store on a shared server.
+func testPrefix(t testing.TB) string {
+	name := strings.NewReplacer("/", ".", " ", "_", "{", "(", "}", ")", "*", "_", "?", "_", "[", "(", "]", ")").Replace(t.Name())
+	return fmt.Sprintf("wwebstore-test:%s:%d:", name, time.Now().UnixNano())
+}
+
+// newStore returns a store with a prefix of its own on rdb's server. When the test ends, it
+// checks that the prefix holds nothing but archives (see checkOnlyArchives), and deletes its keys.
+func newStore(t testing.TB, rdb redis.UniversalClient, opts *redisstore.Options) (*redisstore.Store, string) {
+	t.Helper()
+	o := redisstore.Options{}
+	if opts != nil {
+		o = *opts
+	}
+	if o.KeyPrefix == "" {
+		o.KeyPrefix = testPrefix(t)
+	}
+	st, err := redisstore.New(t.Context(), rdb, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		if !t.Failed() {
+			checkOnlyArchives(t, rdb, o.KeyPrefix)
+		}
+		for _, k := range scanKeys(t, ctx, rdb, o.KeyPrefix+"*") {
+			rdb.Del(ctx, k)
+		}
+	})
+	return st, o.KeyPrefix
+}
+
+// scanKeys returns the keys that match pattern, on every primary of a cluster.
+func scanKeys(t testing.TB, ctx context.Context, rdb redis.UniversalClient, pattern string) []string {
+	t.Helper()
+	var (
+		mu   sync.Mutex
+		keys []string
+	)
+	scan := func(ctx context.Context, c *redis.Client) error {
+		it := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		for it.Next(ctx) {
+			mu.Lock()
+			keys = append(keys, it.Val())
+			mu.Unlock()
+		}
+		return it.Err()
+	}
+	var err error
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, scan)
+	case *redis.Client:
+		err = scan(ctx, c)
+	default:
+		t.Fatalf("scanKeys: %T", rdb)
+	}
+	if err != nil {
+		t.Fatalf("SCAN %s: %v", pattern, err)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// checkOnlyArchives checks that the keys under prefix are the meta keys of sessions and the
+// chunks of their current generations, and nothing else: no chunk of a failed, superseded or
+// retired generation, no bookkeeping key left by a Save or an Extract that has returned.
+func checkOnlyArchives(t testing.TB, rdb redis.UniversalClient, prefix string) {
+	t.Helper()
+	if stray := strayKeys(t, rdb, prefix); len(stray) > 0 {
+		t.Errorf("%d keys under %q are not part of an archive, first ones: %q", len(stray), prefix, stray[:min(len(stray), 5)])
+	}
+}
+
+// strayKeys returns the keys under prefix that checkOnlyArchives refuses.
+func strayKeys(t testing.TB, rdb redis.UniversalClient, prefix string) []string {
+	t.Helper()
+	ctx := context.Background()
+	keys := scanKeys(t, ctx, rdb, prefix+"*")
+	want := map[string]bool{}
+	for _, k := range keys {
+		if !strings.HasSuffix(k, ":meta") {
+			continue
+		}
+		m, err := rdb.HGetAll(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[k] = true
+		n, _ := strconv.Atoi(m["chunks"])
+		base := strings.TrimSuffix(k, "meta") + "chunk:" + m["gen"] + ":"
+		for i := range n {
+			want[base+strconv.Itoa(i)] = true
+		}
+	}
+	var stray []string
+	for _, k := range keys {
+		if !want[k] {
+			stray = append(stray, k)
+		}
+	}
+	return stray
+}
+
+// sessionKeys returns the keys of session under prefix (SCAN on its hash tag).
+func sessionKeys(t testing.TB, rdb redis.UniversalClient, prefix, session string) []string {
+	t.Helper()
+	return scanKeys(t, context.Background(), rdb, prefix+"{"+session+"}:*")
+}
+
+// A node is a redis-server listening on a fixed loopback port, which a test can stop and
+// start again: a container with host networking, or a process.
+type node struct {
+	port     int
+	ctr      testcontainers.Container // or
+	args     []string                 // the process's, to start it again
+	dir      string
+	cmd      *exec.Cmd
+	cmdDone  chan struct{}
+	logFile  string
+	nodeKind string
+}
+
+func (n *node) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(n.port)) }
+
+// freePorts returns n loopback TCP ports that were free a moment ago.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ports []int
+	var lns []net.Listener
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return ports
+}
+
+// startNode starts a redis-server on a free loopback port with the given extra arguments: in a
+// container with host networking when a container engine answers, else as a process of the
+// host's redis-server, else the test is Unavailable.
+func startNode(t testing.TB, port int, extra ...string) *node {
+	t.Helper()
+	args := append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", ""}, extra...)
+	if engineErr() == nil {
+		return startNodeContainer(t, port, args)
+	}
+	if _, err := exec.LookPath("redis-server"); err == nil {
+		return startNodeProcess(t, port, args)
+	}
+	testenv.Unavailable(t, "no container engine answers (%v) and no redis-server is on PATH: %s, or install redis-server",
+		engineErr(), "run scripts/test stores/redis")
+	return nil
+}
+
+func startNodeContainer(t testing.TB, port int, args []string) *node {
+	t.Helper()
+	ctx := context.Background()
+	ctr, err := testcontainers.Run(ctx, image(),
+		testcontainers.WithCmd(append([]string{"redis-server"}, args...)...),
+		testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) { hc.NetworkMode = "host" }),
+		testcontainers.WithWaitStrategy(wait.ForLog("Ready to accept connections").WithStartupTimeout(30*time.Second)),
+	)
+	testcontainers.CleanupContainer(t, ctr)
+	if err != nil {
+		t.Fatalf("starting a host-network Redis container from %s on port %d: %v", image(), port, err)
+	}
+	n := &node{port: port, ctr: ctr, nodeKind: "container " + image()}
+	n.waitReady(t)
+	return n
+}
+
+func startNodeProcess(t testing.TB, port int, args []string) *node {
+	t.Helper()
+	dir := t.TempDir()
+	n := &node{port: port, dir: dir, args: append(args, "--dir", dir), logFile: filepath.Join(dir, "redis.log"), nodeKind: "process redis-server"}
+	n.startProcess(t)
+	t.Cleanup(func() { n.stopProcess() })
+	return n
+}
+
+func (n *node) startProcess(t testing.TB) {
+	t.Helper()
+	log, err := os.OpenFile(n.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	n.cmd = exec.Command("redis-server", n.args...)
+	n.cmd.Stdout, n.cmd.Stderr = log, log
+	if err := n.cmd.Start(); err != nil {
+		t.Fatalf("redis-server: %v", err)
+	}
+	n.cmdDone = make(chan struct{})
+	go func() {
+		n.cmd.Wait()
+		close(n.cmdDone)
+	}()
+	n.waitReady(t)
+}
+
+func (n *node) stopProcess() {
+	if n.cmd == nil {
+		return
+	}
+	n.cmd.Process.Signal(os.Interrupt) // a clean shutdown, which writes the AOF
+	select {
+	case <-n.cmdDone:
+	case <-time.After(10 * time.Second):
+		n.cmd.Process.Kill()
+		<-n.cmdDone
+	}
+	n.cmd = nil
+}
+
+// stop stops the server cleanly (SIGTERM/SIGINT), and start starts it again on the same port.
+func (n *node) stop(t testing.TB) {
+	t.Helper()
+	if n.ctr != nil {
+		timeout := 10 * time.Second
+		if err := n.ctr.Stop(context.Background(), &timeout); err != nil {
+			t.Fatalf("stopping the Redis container: %v", err)
+		}
+		return
+	}
+	n.stopProcess()
+}
+
+func (n *node) start(t testing.TB) {
+	t.Helper()
+	if n.ctr != nil {
+		if err := n.ctr.Start(context.Background()); err != nil {
+			t.Fatalf("starting the Redis container again: %v", err)
+		}
+		n.waitReady(t)
+		return
+	}
+	n.startProcess(t)
+}
+
+// waitReady waits until the node answers PING (a restarted one may first answer LOADING).
+func (n *node) waitReady(t testing.TB) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: n.addr(), MaxRetries: -1})
+	defer rdb.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := rdb.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Redis (%s) on %s is not ready after 30 s: %v", n.nodeKind, n.addr(), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// startCluster starts a Redis Cluster of three primaries, each with all of a third of the
+// slots, and returns their addresses once every node sees the cluster as ok.
+func startCluster(t testing.TB) []string {
+	t.Helper()
+	ctx := context.Background()
+	ports := freePorts(t, 6) // three client ports and three cluster bus ports
+	var nodes []*node
+	for i := range 3 {
+		port, bus := ports[i], ports[3+i]
+		nodes = append(nodes, startNode(t, port,
+			"--cluster-enabled", "yes",
+			"--cluster-port", strconv.Itoa(bus),
+			"--cluster-config-file", fmt.Sprintf("nodes-%d.conf", port),
+			"--cluster-node-timeout", "5000",
+			"--appendonly", "no",
+		))
+	}
+	var addrs []string
+	clients := make([]*redis.Client, len(nodes))
+	for i, n := range nodes {
+		addrs = append(addrs, n.addr())
+		clients[i] = redis.NewClient(&redis.Options{Addr: n.addr()})
+		defer clients[i].Close()
+	}
+	const slots = 16384
+	for i, c := range clients {
+		first, last := i*slots/3, (i+1)*slots/3-1
+		if err := c.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", first, last).Err(); err != nil {
+			t.Fatalf("CLUSTER ADDSLOTSRANGE on %s: %v", addrs[i], err)
+		}
+		if err := c.Do(ctx, "CLUSTER", "SET-CONFIG-EPOCH", i+1).Err(); err != nil {
+			t.Fatalf("CLUSTER SET-CONFIG-EPOCH on %s: %v", addrs[i], err)
+		}
+	}
+	for i := 1; i < len(nodes); i++ {
+		// The bus ports are not port+10000 (which may exceed 65535), so MEET names them.
+		if err := clients[0].Do(ctx, "CLUSTER", "MEET", "127.0.0.1", nodes[i].port, ports[3+i]).Err(); err != nil {
+			t.Fatalf("CLUSTER MEET %s: %v", addrs[i], err)
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for i, c := range clients {
+		for {
+			info, err := c.ClusterInfo(ctx).Result()
+			if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_known_nodes:3") &&
+				strings.Contains(info, "cluster_size:3") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the cluster is not ok on %s after 60 s: %v\n%s\n%s", addrs[i], err, info, c.ClusterNodes(ctx).Val())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	t.Logf("Redis Cluster of 3 primaries (%s) on %s", nodes[0].nodeKind, strings.Join(addrs, ", "))
+	return addrs
+}
+
+// isNetworkError reports whether err is what a client sees when its connection breaks or the
+// server cannot be reached.
+func isNetworkError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "connection reset")
+}
+
+// checkNamed checks that err names the store and the session.
+func checkNamed(t testing.TB, err error, session string) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), "redisstore") || !strings.Contains(err.Error(), session) {
+		t.Errorf("error %v does not name redisstore and session %q", err, session)
+	}
+}
+
+var _ remoteauth.Store = (*redisstore.Store)(nil)
