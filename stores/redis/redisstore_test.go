@@ -69,6 +69,37 @@ func TestConformanceCluster(t *testing.T) {
 	})
 }
 
+// TestConformanceSentinel runs the conformance suite against a primary that a Sentinel
+// monitors, started for the test, through redis.NewFailoverClient, which asks the Sentinel for
+// the primary's address.
+func TestConformanceSentinel(t *testing.T) {
+	sentinelAddr, masterAddr := startSentinel(t)
+	rdb := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: sentinelMaster, SentinelAddrs: []string{sentinelAddr}})
+	t.Cleanup(func() { rdb.Close() })
+	if err := rdb.Ping(t.Context()).Err(); err != nil {
+		t.Fatalf("PING through the Sentinel: %v", err)
+	}
+	checkReachesPrimary(t, rdb, masterAddr)
+	storetest.Run(t, func(t *testing.T) remoteauth.Store {
+		st, _ := newStore(t, rdb, &redisstore.Options{ChunkSize: 64 << 10})
+		return st
+	})
+}
+
+// checkReachesPrimary checks that rdb's commands reach the server on masterAddr, by the port
+// that server reports.
+func checkReachesPrimary(t testing.TB, rdb redis.UniversalClient, masterAddr string) {
+	t.Helper()
+	info, err := rdb.Info(t.Context(), "server", "replication").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(masterAddr, ":")
+	if !strings.Contains(info, "tcp_port:"+port+"\r\n") || !strings.Contains(info, "role:master\r\n") {
+		t.Fatalf("the client does not reach the primary on %s:\n%s", masterAddr, info)
+	}
+}
+
 // pattern returns n deterministic pseudo-random bytes.
 func pattern(seed uint64, n int) []byte {
 	b := make([]byte, n)
@@ -425,5 +456,47 @@ func TestOpenStore(t *testing.T) {
 	}
 	if _, err := remoteauth.OpenStore(t.Context(), "redis://127.0.0.1:1/0?dialer_retries=1&max_retries=-1"); err == nil {
 		t.Error("OpenStore of a server that does not answer succeeded")
+	}
+}
+
+// TestOpenStoreSentinel opens the store from a URL with master_name, whose host is the Sentinel:
+// the archive lands on the primary that the Sentinel reports.
+func TestOpenStoreSentinel(t *testing.T) {
+	sentinelAddr, masterAddr := startSentinel(t)
+	prefix := testPrefix(t)
+	u := "redis://" + sentinelAddr + "/0?master_name=" + sentinelMaster + "&prefix=" + url.QueryEscape(prefix) + "&chunk_size=4096&dial_timeout=5s"
+	st, err := remoteauth.OpenStore(t.Context(), u)
+	if err != nil {
+		t.Fatalf("OpenStore: %v", err)
+	}
+	closer, ok := st.(io.Closer)
+	if !ok {
+		t.Fatalf("OpenStore returned a %T, which is no io.Closer", st)
+	}
+	defer closer.Close()
+	data := pattern(8, 10000)
+	if err := st.Save(t.Context(), "RemoteAuth-sentinel", bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	primary := newClient(t, &redis.Options{Addr: masterAddr})
+	if keys := sessionKeys(t, primary, prefix, "RemoteAuth-sentinel"); len(keys) != 4 { // meta and 3 chunks of 4096 bytes
+		t.Errorf("keys on the primary under the URL's prefix: %q, want the meta key and 3 chunks", keys)
+	}
+	var buf bytes.Buffer
+	if err := st.Extract(t.Context(), "RemoteAuth-sentinel", &buf); err != nil || !bytes.Equal(buf.Bytes(), data) {
+		t.Errorf("Extract: %v, %d bytes", err, buf.Len())
+	}
+	if err := st.Delete(t.Context(), "RemoteAuth-sentinel"); err != nil {
+		t.Fatal(err)
+	}
+	if keys := scanKeys(t, context.Background(), primary, prefix+"*"); len(keys) != 0 {
+		t.Errorf("keys left after Delete: %q", keys)
+	}
+	if err := closer.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A Sentinel that does not know the name: OpenStore fails.
+	if _, err := remoteauth.OpenStore(t.Context(), "redis://"+sentinelAddr+"/0?master_name=nosuchmaster&dial_timeout=2s&max_retries=-1"); err == nil {
+		t.Error("OpenStore with a master_name that the Sentinel does not know succeeded")
 	}
 }

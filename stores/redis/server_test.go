@@ -2,7 +2,7 @@ package redisstore_test
 
 // Real Redis servers for the tests: the one WWEBSTORE_REDIS_URL names, or containers started by
 // testcontainers-go (image WWEBSTORE_REDIS_IMAGE, default redis:7), or, for the tests that need
-// servers on fixed loopback ports (the cluster, a server restart), redis-server processes when no
+// servers on fixed loopback ports (the cluster, Sentinel, a server restart), redis-server processes when no
 // container engine answers.
 
 import (
@@ -265,7 +265,7 @@ func startNode(t testing.TB, port int, extra ...string) *node {
 	t.Helper()
 	args := append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", ""}, extra...)
 	if engineErr() == nil {
-		return startNodeContainer(t, port, args)
+		return startNodeContainer(t, port, args, "Ready to accept connections")
 	}
 	if _, err := exec.LookPath("redis-server"); err == nil {
 		return startNodeProcess(t, port, args)
@@ -275,14 +275,16 @@ func startNode(t testing.TB, port int, extra ...string) *node {
 	return nil
 }
 
-func startNodeContainer(t testing.TB, port int, args []string) *node {
+// startNodeContainer starts redis-server with args in a host-network container, and waits for
+// readyLog in its log, then for PING. More customizers (files) may follow.
+func startNodeContainer(t testing.TB, port int, args []string, readyLog string, more ...testcontainers.ContainerCustomizer) *node {
 	t.Helper()
 	ctx := context.Background()
-	ctr, err := testcontainers.Run(ctx, image(),
+	ctr, err := testcontainers.Run(ctx, image(), append([]testcontainers.ContainerCustomizer{
 		testcontainers.WithCmd(append([]string{"redis-server"}, args...)...),
 		testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) { hc.NetworkMode = "host" }),
-		testcontainers.WithWaitStrategy(wait.ForLog("Ready to accept connections").WithStartupTimeout(30*time.Second)),
-	)
+		testcontainers.WithWaitStrategy(wait.ForLog(readyLog).WithStartupTimeout(30 * time.Second)),
+	}, more...)...)
 	testcontainers.CleanupContainer(t, ctr)
 	if err != nil {
 		t.Fatalf("starting a host-network Redis container from %s on port %d: %v", image(), port, err)
@@ -436,6 +438,58 @@ func startCluster(t testing.TB) []string {
 	}
 	t.Logf("Redis Cluster of 3 primaries (%s) on %s", nodes[0].nodeKind, strings.Join(addrs, ", "))
 	return addrs
+}
+
+// sentinelMaster is the name under which the Sentinel of startSentinel monitors its primary.
+const sentinelMaster = "mymaster"
+
+// startSentinel starts a Redis primary and a Sentinel that monitors it under the name
+// sentinelMaster with a quorum of 1, on free loopback ports (host-network containers, or
+// redis-server processes when no engine answers), and returns the Sentinel's address and the
+// primary's once the Sentinel reports the primary (SENTINEL GET-MASTER-ADDR-BY-NAME) and sees it
+// up. A Sentinel rewrites its config file, so the file is written into a directory that
+// redis-server may write: /data in the container, a temporary directory for a process.
+func startSentinel(t testing.TB) (sentinelAddr, masterAddr string) {
+	t.Helper()
+	ports := freePorts(t, 2)
+	master := startNode(t, ports[0], "--appendonly", "no")
+	conf := fmt.Sprintf("port %d\nbind 127.0.0.1\nsentinel monitor %s 127.0.0.1 %d 1\nsentinel down-after-milliseconds %s 5000\n",
+		ports[1], sentinelMaster, ports[0], sentinelMaster)
+	var s *node
+	if engineErr() == nil {
+		const path = "/data/sentinel.conf"
+		s = startNodeContainer(t, ports[1], []string{path, "--sentinel"}, "+monitor master",
+			testcontainers.WithFiles(testcontainers.ContainerFile{
+				Reader: strings.NewReader(conf), ContainerFilePath: path, FileMode: 0o666,
+			}))
+	} else {
+		path := filepath.Join(t.TempDir(), "sentinel.conf")
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s = startNodeProcess(t, ports[1], []string{path, "--sentinel"})
+	}
+	sc := redis.NewSentinelClient(&redis.Options{Addr: s.addr()})
+	defer sc.Close()
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		addr, err := sc.GetMasterAddrByName(ctx, sentinelMaster).Result()
+		var m map[string]string
+		if err == nil {
+			m, err = sc.Master(ctx, sentinelMaster).Result()
+		}
+		if err == nil && len(addr) == 2 && net.JoinHostPort(addr[0], addr[1]) == master.addr() && m["flags"] == "master" &&
+			m["role-reported"] == "master" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Sentinel on %s does not report the primary %s after 30 s: %v, %q, %v", s.addr(), master.addr(), err, addr, m)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("Redis primary on %s, monitored as %q by a Sentinel on %s (%s)", master.addr(), sentinelMaster, s.addr(), s.nodeKind)
+	return s.addr(), master.addr()
 }
 
 // isNetworkError reports whether err is what a client sees when its connection breaks or the
