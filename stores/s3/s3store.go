@@ -1,0 +1,574 @@
+// Package s3store is a [remoteauth.Store] that keeps session archives as objects in an Amazon S3
+// bucket, or in any S3-compatible server (MinIO, versitygw, Ceph RGW, Cloudflare R2, …). It takes a
+// client of github.com/aws/aws-sdk-go-v2/service/s3:
+//
+//	cfg, err := config.LoadDefaultConfig(ctx) // the standard AWS credential chain
+//	client := s3.NewFromConfig(cfg)
+//	st, err := s3store.New(ctx, client, "my-bucket", &s3store.Options{Prefix: "sessions"})
+//
+// For an S3-compatible server, set the endpoint and path-style addressing on the client (the
+// store does not change the client):
+//
+//	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+//		o.BaseEndpoint = aws.String("http://127.0.0.1:9000")
+//		o.UsePathStyle = true // bucket in the path, not in the host name
+//	})
+//
+// # Data layout
+//
+// A session is one object, at the key that wwebjs-aws-s3 (the Node.js store of whatsapp-web.js
+// RemoteAuth) uses: path.Join(Prefix, session+".zip"), with content type application/zip (which
+// nothing reads; wwebjs-aws-s3 sets none). The prefix is wwebjs-aws-s3's remoteDataPath, joined as
+// its Node.js path.join joins it: a trailing slash is dropped and repeated slashes are one, so
+// "sessions", "sessions/" and "sessions//" all give "sessions/RemoteAuth-alice.zip", and an empty
+// prefix gives "RemoteAuth-alice.zip". Archives written by either store are read by the other.
+//
+// # Saving
+//
+// Save streams: an archive smaller than one part (Options.PartSize, 8 MiB by default) is read into
+// one buffer and sent with a single PutObject; a larger one goes up as a multipart upload, with at
+// most Options.Concurrency parts (4 by default) in memory and in flight at once, so that Save holds
+// at most PartSize × Concurrency bytes of the archive (32 MiB by default) whatever its length. S3
+// makes the object visible only when CompleteMultipartUpload succeeds, and replaces the previous
+// object at once: Extract and SessionExists see the previous archive or the new one, whole.
+//
+// When anything fails (r returns an error, ctx ends, a part is refused, the connection breaks),
+// Save aborts the multipart upload with a fresh context of 30 seconds, so that no parts are left
+// stored and billed. If the abort itself cannot reach the server (or the process dies), the
+// parts stay until a bucket lifecycle rule removes them: configure AbortIncompleteMultipartUpload
+// on the bucket (see the README).
+//
+// # Extracting
+//
+// Extract streams the object with GetObject. If the connection breaks after some bytes were
+// written, it resumes with a ranged GetObject conditional on the ETag of the first response
+// (If-Match), so that what it writes is always one archive: if the archive was replaced in the
+// meantime, Extract fails with an error wrapping ErrChanged instead of mixing two archives.
+//
+// # Permissions
+//
+// The store calls HeadObject, GetObject, PutObject, CreateMultipartUpload, UploadPart,
+// CompleteMultipartUpload, AbortMultipartUpload and DeleteObject on its keys, and never lists the
+// bucket. Note that Amazon S3 answers 403 Forbidden instead of 404 Not Found for a missing key when
+// the caller lacks s3:ListBucket on the bucket: SessionExists and Extract then report that 403 as an
+// error (never as "no session"), so grant s3:ListBucket (no listing call is made) or expect errors
+// for sessions that were never saved.
+package s3store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/wwebstore/wwebstore/remoteauth"
+)
+
+const (
+	// DefaultPartSize is the default size of the parts of a multipart upload.
+	DefaultPartSize = 8 << 20
+	// MinPartSize is the smallest part size: S3 refuses smaller parts other than the last.
+	MinPartSize = 5 << 20
+	// MaxPartSize is the largest part size S3 accepts.
+	MaxPartSize = 5 << 30
+	// MaxParts is the largest number of parts of an upload: with the default part size, an archive
+	// may be up to 80 GiB long.
+	MaxParts = 10000
+	// DefaultConcurrency is the default number of parts uploaded at once.
+	DefaultConcurrency = 4
+	// ContentType is the content type of every archive.
+	ContentType = "application/zip"
+
+	// abortTimeout bounds the AbortMultipartUpload that follows a failed Save.
+	abortTimeout = 30 * time.Second
+	// maxResumes is how many times Extract resumes a broken download.
+	maxResumes = 3
+)
+
+// ErrChanged is wrapped by the error of an Extract whose download broke after some bytes were
+// written and could not be resumed because the archive had been replaced meanwhile. The caller
+// may retry the Extract from scratch (discarding what was written).
+var ErrChanged = errors.New("s3store: the archive changed during the download")
+
+// Options configure a Store. The zero value, like a nil *Options, gives the defaults.
+type Options struct {
+	// Prefix is prepended to the object keys, as wwebjs-aws-s3's remoteDataPath:
+	// the key is path.Join(Prefix, session+".zip"). Empty: keys at the bucket's root.
+	Prefix string
+	// PartSize is the size of the parts of a multipart upload, and the largest archive sent
+	// with a single PutObject: 0 means DefaultPartSize; otherwise MinPartSize to MaxPartSize.
+	PartSize int64
+	// Concurrency is the number of parts uploaded at once: 0 means DefaultConcurrency.
+	Concurrency int
+	// ServerSideEncryption asks S3 to encrypt archives at rest: "AES256" (SSE-S3) or
+	// "aws:kms" (SSE-KMS, with SSEKMSKeyID or the bucket's default KMS key). Empty: the
+	// bucket's default encryption.
+	ServerSideEncryption types.ServerSideEncryption
+	// SSEKMSKeyID is the KMS key of SSE-KMS; only with ServerSideEncryption "aws:kms".
+	SSEKMSKeyID string
+	// StorageClass of the archives ("STANDARD", "STANDARD_IA", …). Empty: the bucket's default.
+	// Archive classes that need a restore before a GET (GLACIER, DEEP_ARCHIVE) make Extract fail.
+	StorageClass types.StorageClass
+}
+
+func (o *Options) validate() error {
+	if o.PartSize != 0 && (o.PartSize < MinPartSize || o.PartSize > MaxPartSize) {
+		return fmt.Errorf("s3store: part size %d is outside %d (5 MiB) to %d (5 GiB)", o.PartSize, MinPartSize, int64(MaxPartSize))
+	}
+	if o.Concurrency < 0 {
+		return fmt.Errorf("s3store: concurrency %d is negative", o.Concurrency)
+	}
+	switch o.ServerSideEncryption {
+	case "", types.ServerSideEncryptionAes256, types.ServerSideEncryptionAwsKms, types.ServerSideEncryptionAwsKmsDsse:
+	default:
+		return fmt.Errorf("s3store: server-side encryption %q is none of AES256, aws:kms and aws:kms:dsse", o.ServerSideEncryption)
+	}
+	if o.SSEKMSKeyID != "" && o.ServerSideEncryption != types.ServerSideEncryptionAwsKms && o.ServerSideEncryption != types.ServerSideEncryptionAwsKmsDsse {
+		return errors.New("s3store: a KMS key id needs server-side encryption aws:kms")
+	}
+	return nil
+}
+
+// Store keeps session archives in an S3 bucket. It is safe for concurrent use.
+type Store struct {
+	client      *s3.Client
+	bucket      string
+	prefix      string
+	partSize    int64
+	concurrency int
+	sse         types.ServerSideEncryption
+	kmsKeyID    string
+	class       types.StorageClass
+}
+
+var _ remoteauth.Store = (*Store)(nil)
+
+// New returns a Store that keeps archives in bucket through client. The bucket must exist; New
+// makes no request (so needs no permission of its own), and a missing bucket shows in the first
+// Save or Extract. opts may be nil for the defaults.
+func New(ctx context.Context, client *s3.Client, bucket string, opts *Options) (*Store, error) {
+	_ = ctx // reserved: New makes no request today
+	if client == nil {
+		return nil, errors.New("s3store: the S3 client is nil")
+	}
+	if bucket == "" {
+		return nil, errors.New("s3store: the bucket name is empty")
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if o.PartSize == 0 {
+		o.PartSize = DefaultPartSize
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = DefaultConcurrency
+	}
+	return &Store{
+		client:      client,
+		bucket:      bucket,
+		prefix:      o.Prefix,
+		partSize:    o.PartSize,
+		concurrency: o.Concurrency,
+		sse:         o.ServerSideEncryption,
+		kmsKeyID:    o.SSEKMSKeyID,
+		class:       o.StorageClass,
+	}, nil
+}
+
+// Bucket returns the store's bucket.
+func (s *Store) Bucket() string { return s.bucket }
+
+// Key returns the object key of session: path.Join(Prefix, session+".zip"), as wwebjs-aws-s3.
+// It does not check the name.
+func (s *Store) Key(session string) string { return path.Join(s.prefix, session+".zip") }
+
+// check validates the session name and ctx, before any request.
+func (s *Store) check(ctx context.Context, op, session string) error {
+	if err := remoteauth.ValidateSessionName(session); err != nil {
+		return fmt.Errorf("s3store: %s: %w", op, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return s.errorf(op, session, "%w", err)
+	}
+	return nil
+}
+
+func (s *Store) errorf(op, session, format string, args ...any) error {
+	return fmt.Errorf("s3store: %s session %q (s3://%s/%s): %w", op, session, s.bucket, s.Key(session), fmt.Errorf(format, args...))
+}
+
+// isNotFound reports whether err is S3's answer for a missing key: NoSuchKey, or a bare 404
+// NotFound (the answer to a HEAD, which has no body to say which of the key and the bucket is
+// missing). A missing bucket (NoSuchBucket) is not a missing key.
+func isNotFound(err error) bool {
+	if isNoSuchKey(err) {
+		return true
+	}
+	var nf *types.NotFound
+	if errors.As(err, &nf) {
+		return true
+	}
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		return api.ErrorCode() == "NotFound"
+	}
+	var re *awshttp.ResponseError
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound
+}
+
+// isNoSuchKey reports whether err is S3's NoSuchKey error, which only a response with a body
+// (GET, DELETE) can carry.
+func isNoSuchKey(err error) bool {
+	var nsk *types.NoSuchKey
+	if errors.As(err, &nsk) {
+		return true
+	}
+	var api smithy.APIError
+	return errors.As(err, &api) && api.ErrorCode() == "NoSuchKey"
+}
+
+// SessionExists reports whether session has an archive, with HeadObject. S3 answers the HEAD of
+// a missing key and the HEAD of a key in a missing bucket with the same bare 404, so a 404 is
+// confirmed with a GetObject, whose error says which is missing: (false, nil) only for
+// NoSuchKey.
+func (s *Store) SessionExists(ctx context.Context, session string) (bool, error) {
+	if err := s.check(ctx, "SessionExists", session); err != nil {
+		return false, err
+	}
+	key := s.Key(session)
+	_, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
+	switch {
+	case err == nil:
+		return true, nil
+	case !isNotFound(err):
+		return false, s.errorf("SessionExists", session, "HeadObject: %w", err)
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+	switch {
+	case err == nil: // saved in the meantime
+		out.Body.Close()
+		return true, nil
+	case isNoSuchKey(err):
+		return false, nil
+	default:
+		return false, s.errorf("SessionExists", session, "GetObject after a 404 from HeadObject: %w", err)
+	}
+}
+
+// Delete removes the archive of session; a missing one is no error.
+func (s *Store) Delete(ctx context.Context, session string) error {
+	if err := s.check(ctx, "Delete", session); err != nil {
+		return err
+	}
+	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: aws.String(s.Key(session))})
+	// S3 answers 204 for a missing key; NoSuchKey is tolerated from other servers.
+	if err != nil && !isNoSuchKey(err) {
+		return s.errorf("Delete", session, "DeleteObject: %w", err)
+	}
+	return nil
+}
+
+// Save reads r to its end and stores it as the archive of session, replacing the previous one
+// when the upload completes: see the package documentation.
+func (s *Store) Save(ctx context.Context, session string, r io.Reader) error {
+	if err := s.check(ctx, "Save", session); err != nil {
+		return err
+	}
+	r = remoteauth.ContextReader(ctx, r)
+	first := make([]byte, s.partSize)
+	n, err := io.ReadFull(r, first)
+	switch err {
+	case io.EOF, io.ErrUnexpectedEOF: // smaller than a part: one PutObject
+		if err := ctx.Err(); err != nil {
+			return s.errorf("Save", session, "%w", err)
+		}
+		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket:               &s.bucket,
+			Key:                  aws.String(s.Key(session)),
+			Body:                 bytes.NewReader(first[:n]),
+			ContentLength:        aws.Int64(int64(n)),
+			ContentType:          aws.String(ContentType),
+			ServerSideEncryption: s.sse,
+			SSEKMSKeyId:          s.kmsKeyIDPtr(),
+			StorageClass:         s.class,
+		})
+		if err != nil {
+			return s.errorf("Save", session, "PutObject: %w", err)
+		}
+		return nil
+	case nil:
+		return s.saveMultipart(ctx, session, r, first)
+	default:
+		return s.errorf("Save", session, "reading the archive: %w", err)
+	}
+}
+
+func (s *Store) kmsKeyIDPtr() *string {
+	if s.kmsKeyID == "" {
+		return nil
+	}
+	return &s.kmsKeyID
+}
+
+// saveMultipart uploads first, then the rest of r, as a multipart upload, with at most
+// s.concurrency part buffers, and aborts the upload if anything fails.
+func (s *Store) saveMultipart(ctx context.Context, session string, r io.Reader, first []byte) error {
+	key := s.Key(session)
+	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:               &s.bucket,
+		Key:                  &key,
+		ContentType:          aws.String(ContentType),
+		ServerSideEncryption: s.sse,
+		SSEKMSKeyId:          s.kmsKeyIDPtr(),
+		StorageClass:         s.class,
+		ChecksumAlgorithm:    types.ChecksumAlgorithmCrc32,
+	})
+	if err != nil {
+		return s.errorf("Save", session, "CreateMultipartUpload: %w", err)
+	}
+	uploadID := created.UploadId
+
+	upCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		firstErr error
+		parts    []types.CompletedPart
+		wg       sync.WaitGroup
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
+		cancel()
+	}
+	failed := func() bool { // whether a part failed
+		mu.Lock()
+		defer mu.Unlock()
+		return firstErr != nil
+	}
+	// Part buffers: the first one is allocated; the others as needed, up to s.concurrency.
+	free := make(chan []byte, s.concurrency)
+	allocated := 1
+	getBuf := func() ([]byte, bool) {
+		select {
+		case b := <-free:
+			return b, true
+		default:
+		}
+		if allocated < s.concurrency {
+			allocated++
+			return make([]byte, s.partSize), true
+		}
+		select {
+		case b := <-free:
+			return b, true
+		case <-upCtx.Done():
+			return nil, false
+		}
+	}
+
+	buf, n := first, len(first)
+	var readErr error
+	for num := int32(1); ; num++ {
+		if num > MaxParts {
+			fail(fmt.Errorf("the archive is longer than %d parts of %d bytes", MaxParts, s.partSize))
+			free <- buf
+			break
+		}
+		b, bn := buf, n
+		wg.Go(func() {
+			defer func() { free <- b }()
+			out, err := s.client.UploadPart(upCtx, &s3.UploadPartInput{
+				Bucket:            &s.bucket,
+				Key:               &key,
+				UploadId:          uploadID,
+				PartNumber:        aws.Int32(num),
+				Body:              bytes.NewReader(b[:bn]),
+				ContentLength:     aws.Int64(int64(bn)),
+				ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
+			})
+			if err != nil {
+				fail(fmt.Errorf("UploadPart %d: %w", num, err))
+				return
+			}
+			mu.Lock()
+			parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(num), ETag: out.ETag, ChecksumCRC32: out.ChecksumCRC32})
+			mu.Unlock()
+		})
+		if bn < len(b) { // that was the last part
+			break
+		}
+		var ok bool
+		if buf, ok = getBuf(); !ok {
+			break
+		}
+		var err error
+		n, err = io.ReadFull(r, buf)
+		if err == io.EOF { // the previous part was the last one
+			free <- buf
+			break
+		}
+		if err != nil && err != io.ErrUnexpectedEOF {
+			free <- buf
+			readErr = fmt.Errorf("reading the archive: %w", err)
+			fail(readErr)
+			break
+		}
+		if failed() {
+			free <- buf
+			break
+		}
+	}
+	wg.Wait()
+	switch {
+	case readErr != nil:
+		firstErr = readErr // it wraps ctx's error when ctx ended during a Read
+	case ctx.Err() != nil && (firstErr == nil || !errors.Is(firstErr, ctx.Err())):
+		// The parts that ctx cancelled fail with errors that may not say why.
+		if firstErr == nil {
+			firstErr = ctx.Err()
+		} else {
+			firstErr = fmt.Errorf("%w (%v)", ctx.Err(), firstErr)
+		}
+	}
+	if firstErr == nil {
+		sortParts(parts)
+		_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+			Bucket:          &s.bucket,
+			Key:             &key,
+			UploadId:        uploadID,
+			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+		})
+		if err == nil {
+			return nil
+		}
+		firstErr = fmt.Errorf("CompleteMultipartUpload: %w", err)
+	}
+	if err := s.abort(ctx, key, uploadID); err != nil {
+		return s.errorf("Save", session, "%w; and AbortMultipartUpload %s failed, its parts stay until a lifecycle rule removes them: %w", firstErr, aws.ToString(uploadID), err)
+	}
+	return s.errorf("Save", session, "%w (multipart upload aborted)", firstErr)
+}
+
+// abort aborts a multipart upload with a fresh context: ctx may have ended, and the parts must
+// not stay billed. It tries again, with backoff, for up to abortTimeout, so that a server that
+// was away for a moment (the usual reason why a Save failed) still gets the abort.
+func (s *Store) abort(ctx context.Context, key string, uploadID *string) error {
+	abortCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
+	wait := 100 * time.Millisecond
+	for {
+		_, err := s.client.AbortMultipartUpload(abortCtx, &s3.AbortMultipartUploadInput{
+			Bucket: &s.bucket, Key: &key, UploadId: uploadID,
+		})
+		if err == nil || isNoSuchUpload(err) {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-abortCtx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+func isNoSuchUpload(err error) bool {
+	var nsu *types.NoSuchUpload
+	if errors.As(err, &nsu) {
+		return true
+	}
+	var api smithy.APIError
+	return errors.As(err, &api) && api.ErrorCode() == "NoSuchUpload"
+}
+
+func sortParts(parts []types.CompletedPart) {
+	// Insertion sort: parts come back nearly in order.
+	for i := 1; i < len(parts); i++ {
+		for j := i; j > 0 && *parts[j-1].PartNumber > *parts[j].PartNumber; j-- {
+			parts[j-1], parts[j] = parts[j], parts[j-1]
+		}
+	}
+}
+
+// errWriter records the error of the writer it wraps, to tell it from the download's.
+type errWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	e.n += int64(n)
+	if err != nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// Extract writes the archive of session to w: see the package documentation.
+func (s *Store) Extract(ctx context.Context, session string, w io.Writer) error {
+	if err := s.check(ctx, "Extract", session); err != nil {
+		return err
+	}
+	key := s.Key(session)
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		if isNoSuchKey(err) {
+			return s.errorf("Extract", session, "%w (GetObject: %w)", remoteauth.ErrNotFound, err)
+		}
+		return s.errorf("Extract", session, "GetObject: %w", err)
+	}
+	etag := out.ETag
+	ew := &errWriter{w: w}
+	for resumes := 0; ; resumes++ {
+		_, err = io.Copy(ew, out.Body)
+		out.Body.Close()
+		switch {
+		case err == nil:
+			return nil
+		case ew.err != nil:
+			return s.errorf("Extract", session, "writing the archive: %w", ew.err)
+		case ctx.Err() != nil:
+			return s.errorf("Extract", session, "%w (after %d bytes: %v)", ctx.Err(), ew.n, err)
+		case resumes == maxResumes || etag == nil:
+			return s.errorf("Extract", session, "reading the object after %d bytes: %w", ew.n, err)
+		}
+		readErr := err
+		// Resume where the download broke, from the same archive only.
+		out, err = s.client.GetObject(ctx, &s3.GetObjectInput{
+			Bucket:  &s.bucket,
+			Key:     &key,
+			Range:   aws.String(fmt.Sprintf("bytes=%d-", ew.n)),
+			IfMatch: etag,
+		})
+		if err != nil {
+			var re *awshttp.ResponseError
+			if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusPreconditionFailed || isNoSuchKey(err) {
+				return s.errorf("Extract", session, "%w after %d bytes were written (%v; resuming: %v)", ErrChanged, ew.n, readErr, err)
+			}
+			return s.errorf("Extract", session, "reading the object after %d bytes: %w (resuming: %v)", ew.n, readErr, err)
+		}
+	}
+}
