@@ -1,0 +1,589 @@
+// Package mongostore is a [remoteauth.Store] that keeps session archives in MongoDB GridFS,
+// through a [mongo.Database] of go.mongodb.org/mongo-driver/v2. Its default layout is the one of
+// wwebjs-mongo (the MongoDB store of whatsapp-web.js RemoteAuth), so that a Node.js deployment
+// and a Go one read and write each other's backups. It needs no transactions, so it also works
+// with servers that speak the MongoDB wire protocol without them, such as FerretDB.
+//
+// # Data layout
+//
+// A session's archive is a GridFS file in a bucket of its own (names for session
+// "RemoteAuth-alice", as wwebjs-mongo names them):
+//
+//	bucket       whatsapp-RemoteAuth-alice              see Options.BucketName
+//	collections  whatsapp-RemoteAuth-alice.files        one document per revision:
+//	                                                      {_id: ObjectID, length, chunkSize,
+//	                                                       uploadDate, filename: "RemoteAuth-alice.zip"}
+//	             whatsapp-RemoteAuth-alice.chunks       {_id, files_id, n, data}: the revision's bytes,
+//	                                                      chunkSize (255 KiB by default) per chunk
+//
+// The archive of a session is its newest revision named "<session>.zip": the highest uploadDate,
+// and among revisions uploaded in the same millisecond the highest _id. This is the revision
+// that wwebjs-mongo's extract (openDownloadStreamByName, revision -1) reads too.
+//
+// # Save
+//
+// Save writes a new revision as GridFS does, chunks first and the files document last: a
+// revision becomes visible only once all its bytes are on the server, so no transaction is
+// needed (FerretDB v1 has none). It reads the archive one batch of chunks at a time (about
+// 4 MiB) and inserts each batch with one insertMany. If the reader fails, ctx ends or the server
+// goes away, the files document is never written and the previous revision stays the archive;
+// Save then deletes what it wrote, with a context of its own. If that fails too (the server is
+// gone, the process dies), the chunks are orphans: chunks whose files_id has no files document.
+// A later Save of the session deletes orphan chunks whose upload started longer than
+// [Options.GracePeriod] ago (the time in their files_id ObjectID), so that an upload still in
+// progress in another process is never touched. Looking for orphans reads the chunks collection
+// (all of it on servers without index-only queries, such as FerretDB), so a Store does it on its
+// first Save to a bucket, on the Save after one of its own failed to clean up, and otherwise at
+// most once per grace period.
+//
+// After its upload, Save retires every older revision of the session (not only the oldest, as
+// wwebjs-mongo does): it renames their files documents to "<session>.zip.retired", which
+// wwebjs-mongo, looking files up by name, no longer sees, and records when
+// (metadata.wwebstoreRetiredAt). A retired revision stays readable for the Extracts that had
+// already chosen it, and is deleted, files document then chunks, by a Save of the session once
+// it has been retired for longer than [Options.RetiredGracePeriod] (1 min). So at most one
+// revision is named "<session>.zip" between Saves, and an Extract racing Saves returns one
+// archive, whole.
+//
+// Concurrent Saves of a session, in one process or several, all succeed: each retires the
+// revisions older than its own, by (uploadDate, _id). uploadDate has millisecond precision, so
+// two uploads that finish in the same millisecond are ordered by their ObjectIDs; the newest
+// wins, whole, and exactly one revision remains named "<session>.zip".
+//
+// Save creates the indexes of the GridFS specification (files {filename, uploadDate}, unique
+// chunks {files_id, n}) once per bucket, as GridFS drivers do before writing.
+//
+// # Extract, SessionExists, Delete
+//
+// Extract finds the newest revision (one query), then queries its chunks in order, in batches
+// of about 4 MiB, and writes each to w, checking chunk numbers, sizes and the total length
+// (a mismatch wraps [remoteauth.ErrCorruptArchive]). A missing session is an error wrapping
+// [remoteauth.ErrNotFound], with nothing written. SessionExists counts the revisions named
+// "<session>.zip". Delete deletes every revision of the session, current and retired (files
+// document first, then chunks), and the bucket's orphan chunks older than the grace period.
+//
+// # Memory
+//
+// Save holds one batch of chunks (about 4 MiB) and its encoding; Extract holds one batch of
+// chunks as the driver received it. Neither holds the archive. Measured peak heap growth for a
+// 256 MiB archive is in the README.
+//
+// # Errors
+//
+// Errors name the package, the operation and the session, and wrap the driver's error (or the
+// reader's, the writer's, the context's) with %w:
+//
+//	mongostore: save session "RemoteAuth-alice": uploading: <the driver error>
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/wwebstore/wwebstore/remoteauth"
+)
+
+// Defaults of [Options].
+const (
+	// DefaultChunkSize is GridFS's default chunk size, which wwebjs-mongo uses.
+	DefaultChunkSize = 255 << 10
+	// DefaultGracePeriod is how long orphan chunks of failed uploads are kept.
+	DefaultGracePeriod = time.Hour
+	// DefaultRetiredGracePeriod is how long retired revisions are kept.
+	DefaultRetiredGracePeriod = time.Minute
+	// MaxChunkSize keeps a chunk document well under MongoDB's 16 MiB document limit.
+	MaxChunkSize = 15 << 20
+)
+
+// Options configure a [Store]. The zero value, like a nil *Options, gives the defaults.
+type Options struct {
+	// BucketName returns the GridFS bucket name of a session. The default is
+	// "whatsapp-<session>", as in wwebjs-mongo. Several sessions may share a bucket: files are
+	// told apart by their names, "<session>.zip". A name must be a valid MongoDB collection name
+	// prefix: not empty, no '$' and no NUL.
+	BucketName func(session string) string
+	// ChunkSize is the GridFS chunk size of new revisions, in bytes: DefaultChunkSize (255 KiB)
+	// by default, at most MaxChunkSize. Revisions written with any chunk size are read back.
+	ChunkSize int
+	// GracePeriod is how long orphan chunks of failed uploads, counted from the start of the
+	// upload, are kept before a Save deletes them: longer than the longest Save.
+	// DefaultGracePeriod (1 h) by default.
+	GracePeriod time.Duration
+	// RetiredGracePeriod is how long a revision that a newer one replaced is kept, counted from
+	// its retirement, before a Save deletes it: longer than the longest Extract that may race
+	// two Saves. DefaultRetiredGracePeriod (1 min) by default: with the session engine's
+	// interval of at least a minute, a bucket holds the archive and about one retired revision.
+	RetiredGracePeriod time.Duration
+}
+
+// DefaultBucketName is the bucket name of wwebjs-mongo: "whatsapp-<session>".
+func DefaultBucketName(session string) string { return "whatsapp-" + session }
+
+// Store is a [remoteauth.Store] on MongoDB GridFS. It is safe for concurrent use.
+type Store struct {
+	db         *mongo.Database
+	bucketName func(string) string
+	chunkSize  int32
+	grace      time.Duration
+	retGrace   time.Duration
+	client     *mongo.Client // set when the Store owns it (OpenStore)
+	indexed    sync.Map      // bucket name → struct{}: its GridFS indexes exist
+	collected  sync.Map      // bucket name → time.Time: when a Save last looked for orphans
+}
+
+var _ remoteauth.Store = (*Store)(nil)
+
+// New returns a Store that keeps archives in db. It checks the options and pings the server.
+func New(ctx context.Context, db *mongo.Database, opts *Options) (*Store, error) {
+	if db == nil {
+		return nil, errors.New("mongostore: nil database")
+	}
+	o := Options{}
+	if opts != nil {
+		o = *opts
+	}
+	if o.BucketName == nil {
+		o.BucketName = DefaultBucketName
+	}
+	if o.ChunkSize == 0 {
+		o.ChunkSize = DefaultChunkSize
+	}
+	if o.ChunkSize < 1 || o.ChunkSize > MaxChunkSize {
+		return nil, fmt.Errorf("mongostore: chunk size %d is not between 1 and %d bytes", o.ChunkSize, MaxChunkSize)
+	}
+	if o.GracePeriod == 0 {
+		o.GracePeriod = DefaultGracePeriod
+	}
+	if o.RetiredGracePeriod == 0 {
+		o.RetiredGracePeriod = DefaultRetiredGracePeriod
+	}
+	if o.GracePeriod < 0 || o.RetiredGracePeriod < 0 {
+		return nil, fmt.Errorf("mongostore: negative grace period %v or %v", o.GracePeriod, o.RetiredGracePeriod)
+	}
+	if err := db.Client().Ping(ctx, nil); err != nil {
+		return nil, fmt.Errorf("mongostore: ping: %w", err)
+	}
+	return &Store{db: db, bucketName: o.BucketName, chunkSize: int32(o.ChunkSize), grace: o.GracePeriod,
+		retGrace: o.RetiredGracePeriod}, nil
+}
+
+// Close disconnects the client if the Store owns it (one that [remoteauth.OpenStore] opened);
+// otherwise it does nothing: the database's client is the caller's.
+func (s *Store) Close() error {
+	if s.client == nil {
+		return nil
+	}
+	if err := s.client.Disconnect(context.Background()); err != nil {
+		return fmt.Errorf("mongostore: disconnect: %w", err)
+	}
+	return nil
+}
+
+// FileName returns the GridFS file name of a session's archive: "<session>.zip".
+func FileName(session string) string { return session + ".zip" }
+
+func retiredName(session string) string { return FileName(session) + ".retired" }
+
+// retiredAtField holds, in a retired revision's files document, when it was retired.
+const retiredAtField = "metadata.wwebstoreRetiredAt"
+
+type bucket struct {
+	name   string
+	files  *mongo.Collection
+	chunks *mongo.Collection
+}
+
+// open checks the session name and returns its bucket.
+func (s *Store) open(op, session string) (*bucket, error) {
+	if err := remoteauth.ValidateSessionName(session); err != nil {
+		return nil, fmt.Errorf("mongostore: %s session %q: %w", op, session, err)
+	}
+	name := s.bucketName(session)
+	if name == "" || containsAny(name, "$\x00") {
+		return nil, fmt.Errorf("mongostore: %s session %q: bucket name %q is not a valid collection name", op, session, name)
+	}
+	return &bucket{name: name, files: s.db.Collection(name + ".files"), chunks: s.db.Collection(name + ".chunks")}, nil
+}
+
+func containsAny(s, chars string) bool {
+	for _, c := range s {
+		for _, d := range chars {
+			if c == d {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func wrap(op, session string, err error) error {
+	return fmt.Errorf("mongostore: %s session %q: %w", op, session, err)
+}
+
+// SessionExists reports whether the session has an archive.
+func (s *Store) SessionExists(ctx context.Context, session string) (bool, error) {
+	bk, err := s.open("look up", session)
+	if err != nil {
+		return false, err
+	}
+	n, err := bk.files.CountDocuments(ctx, bson.D{{Key: "filename", Value: FileName(session)}}, options.Count().SetLimit(1))
+	if err != nil {
+		return false, wrap("look up", session, err)
+	}
+	return n > 0, nil
+}
+
+// newest returns the _id of the session's newest revision, or mongo.ErrNoDocuments.
+func newest(ctx context.Context, bk *bucket, session string) (fileDoc, error) {
+	var d fileDoc
+	err := bk.files.FindOne(ctx, bson.D{{Key: "filename", Value: FileName(session)}},
+		options.FindOne().SetSort(bson.D{{Key: "uploadDate", Value: -1}, {Key: "_id", Value: -1}}).
+			SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "uploadDate", Value: 1}, {Key: "length", Value: 1}, {Key: "chunkSize", Value: 1}})).Decode(&d)
+	return d, err
+}
+
+type fileDoc struct {
+	ID         bson.ObjectID `bson:"_id"`
+	UploadDate bson.DateTime `bson:"uploadDate"`
+	Length     int64         `bson:"length"`
+	ChunkSize  int32         `bson:"chunkSize"`
+}
+
+// Extract writes the session's newest revision to w.
+func (s *Store) Extract(ctx context.Context, session string, w io.Writer) error {
+	bk, err := s.open("extract", session)
+	if err != nil {
+		return err
+	}
+	d, err := newest(ctx, bk, session)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return wrap("extract", session, remoteauth.ErrNotFound)
+	}
+	if err != nil {
+		return wrap("extract", session, fmt.Errorf("finding the newest revision: %w", err))
+	}
+	if err := s.download(ctx, bk, d, w); err != nil {
+		return wrap("extract", session, fmt.Errorf("revision %s: %w", d.ID.Hex(), err))
+	}
+	return nil
+}
+
+// download writes the chunks of file d to w, in order, checking their numbers and sizes. It
+// asks for batches of about batchBytes: some servers (FerretDB) would otherwise send replies
+// larger than the driver accepts.
+func (s *Store) download(ctx context.Context, bk *bucket, d fileDoc, w io.Writer) error {
+	if d.Length == 0 {
+		return nil
+	}
+	if d.ChunkSize <= 0 {
+		return fmt.Errorf("files document has chunkSize %d: %w", d.ChunkSize, remoteauth.ErrCorruptArchive)
+	}
+	want := (d.Length + int64(d.ChunkSize) - 1) / int64(d.ChunkSize)
+	cur, err := bk.chunks.Find(ctx, bson.D{{Key: "files_id", Value: d.ID}},
+		options.Find().SetSort(bson.D{{Key: "n", Value: 1}}).SetBatchSize(int32(max(1, batchBytes/int(d.ChunkSize)))).
+			SetProjection(bson.D{{Key: "n", Value: 1}, {Key: "data", Value: 1}}))
+	if err != nil {
+		return fmt.Errorf("reading chunks: %w", err)
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	var written int64
+	var n int64
+	for cur.Next(ctx) {
+		var c struct {
+			N    int64  `bson:"n"`
+			Data []byte `bson:"data"`
+		}
+		if err := cur.Decode(&c); err != nil {
+			return fmt.Errorf("decoding chunk %d: %w", n, err)
+		}
+		wantLen := int64(d.ChunkSize)
+		if n == want-1 {
+			wantLen = d.Length - n*int64(d.ChunkSize)
+		}
+		if c.N != n || n >= want || int64(len(c.Data)) != wantLen {
+			return fmt.Errorf("chunk %d of %d: found n=%d with %d bytes, want %d bytes: %w", n, want, c.N, len(c.Data), wantLen, remoteauth.ErrCorruptArchive)
+		}
+		m, err := w.Write(c.Data)
+		written += int64(m)
+		if err != nil {
+			return fmt.Errorf("writing, after %d of %d bytes: %w", written, d.Length, err)
+		}
+		n++
+	}
+	if err := cur.Err(); err != nil {
+		return fmt.Errorf("reading chunks, after %d of %d bytes: %w", written, d.Length, err)
+	}
+	if n != want {
+		return fmt.Errorf("%d of %d chunks found (%d of %d bytes): %w", n, want, written, d.Length, remoteauth.ErrCorruptArchive)
+	}
+	return nil
+}
+
+// Save uploads r as the session's new revision, then retires the older ones; see the package
+// documentation.
+func (s *Store) Save(ctx context.Context, session string, r io.Reader) error {
+	bk, err := s.open("save", session)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return wrap("save", session, err)
+	}
+	if err := s.ensureIndexes(ctx, bk); err != nil {
+		return wrap("save", session, err)
+	}
+	if err := s.collect(ctx, bk, session); err != nil {
+		return wrap("save", session, err)
+	}
+	id := bson.NewObjectID()
+	if err := s.upload(ctx, bk, id, session, r); err != nil {
+		return wrap("save", session, err)
+	}
+	if err := s.retireOlder(ctx, bk, session, id); err != nil {
+		// The new revision is the archive; the older ones are merely still there.
+		return wrap("save", session, fmt.Errorf("saved as revision %s, but retiring the older revisions: %w", id.Hex(), err))
+	}
+	return nil
+}
+
+// upload streams r into a new GridFS file with the given id: the chunks in batches of about
+// batchBytes, then the files document. On failure it deletes what it wrote, with a context of
+// its own so that a cancelled ctx does not leave it behind.
+func (s *Store) upload(ctx context.Context, bk *bucket, id bson.ObjectID, session string, r io.Reader) error {
+	err := s.writeFile(ctx, bk, id, session, remoteauth.ContextReader(ctx, r))
+	if err == nil {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	// The files document may exist if the insert's reply was lost; delete it first so that no
+	// revision ever points to deleted chunks.
+	if ferr := deleteFile(cctx, bk, id); ferr != nil {
+		s.collected.Delete(bk.name) // the next Save looks for orphans
+		return fmt.Errorf("%w (and deleting the chunks written, left for a later Save: %v)", err, ferr)
+	}
+	return err
+}
+
+// batchBytes is about how many bytes of chunks Save sends in one insert.
+const batchBytes = 4 << 20
+
+func (s *Store) writeFile(ctx context.Context, bk *bucket, id bson.ObjectID, session string, r io.Reader) error {
+	size := int(s.chunkSize)
+	per := max(1, batchBytes/size)
+	buf := make([]byte, per*size)
+	docs := make([]any, 0, per)
+	var n int32
+	var length int64
+	for {
+		m, rerr := io.ReadFull(r, buf)
+		if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
+			return fmt.Errorf("reading the archive: %w", rerr)
+		}
+		docs = docs[:0]
+		for off := 0; off < m; off += size {
+			docs = append(docs, bson.D{
+				{Key: "_id", Value: bson.NewObjectID()},
+				{Key: "files_id", Value: id},
+				{Key: "n", Value: n},
+				{Key: "data", Value: bson.Binary{Data: buf[off:min(m, off+size)]}},
+			})
+			n++
+		}
+		if len(docs) > 0 {
+			if _, err := bk.chunks.InsertMany(ctx, docs); err != nil {
+				return fmt.Errorf("writing chunks: %w", err)
+			}
+		}
+		length += int64(m)
+		if rerr != nil { // io.EOF or io.ErrUnexpectedEOF: the end of the archive
+			break
+		}
+	}
+	_, err := bk.files.InsertOne(ctx, bson.D{
+		{Key: "_id", Value: id},
+		{Key: "length", Value: length},
+		{Key: "chunkSize", Value: s.chunkSize},
+		{Key: "uploadDate", Value: bson.NewDateTimeFromTime(time.Now())},
+		{Key: "filename", Value: FileName(session)},
+	})
+	if err != nil {
+		return fmt.Errorf("writing the files document: %w", err)
+	}
+	return nil
+}
+
+// retireOlder renames the revisions older than id to the retired name.
+func (s *Store) retireOlder(ctx context.Context, bk *bucket, session string, id bson.ObjectID) error {
+	var mine fileDoc
+	if err := bk.files.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&mine); err != nil {
+		return fmt.Errorf("reading back the files document: %w", err)
+	}
+	older := bson.D{
+		{Key: "filename", Value: FileName(session)},
+		{Key: "$or", Value: bson.A{
+			bson.D{{Key: "uploadDate", Value: bson.D{{Key: "$lt", Value: mine.UploadDate}}}},
+			bson.D{{Key: "uploadDate", Value: mine.UploadDate}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: id}}}},
+		}},
+	}
+	retire := func() bson.D {
+		return bson.D{{Key: "$set", Value: bson.D{
+			{Key: "filename", Value: retiredName(session)},
+			{Key: retiredAtField, Value: bson.NewDateTimeFromTime(time.Now())},
+		}}}
+	}
+	if _, err := bk.files.UpdateMany(ctx, older, retire()); err != nil {
+		return err
+	}
+	// A concurrent Save may have finished a newer revision and retired the older ones before
+	// this one's files document was written: then this Save retires its own.
+	newer := bson.D{
+		{Key: "filename", Value: FileName(session)},
+		{Key: "$or", Value: bson.A{
+			bson.D{{Key: "uploadDate", Value: bson.D{{Key: "$gt", Value: mine.UploadDate}}}},
+			bson.D{{Key: "uploadDate", Value: mine.UploadDate}, {Key: "_id", Value: bson.D{{Key: "$gt", Value: id}}}},
+		}},
+	}
+	n, err := bk.files.CountDocuments(ctx, newer, options.Count().SetLimit(1))
+	if err != nil || n == 0 {
+		return err
+	}
+	_, err = bk.files.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "filename", Value: FileName(session)}}, retire())
+	return err
+}
+
+// ensureIndexes creates the indexes of the GridFS specification, as every GridFS driver does
+// before its first write to a bucket (and so wwebjs-mongo): files {filename, uploadDate} and a
+// unique chunks {files_id, n}. Creating an index that exists does nothing; each Store does it
+// once per bucket.
+func (s *Store) ensureIndexes(ctx context.Context, bk *bucket) error {
+	if _, ok := s.indexed.Load(bk.name); ok {
+		return nil
+	}
+	if _, err := bk.files.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys: bson.D{{Key: "filename", Value: int32(1)}, {Key: "uploadDate", Value: int32(1)}},
+	}); err != nil {
+		return fmt.Errorf("creating the files index: %w", err)
+	}
+	if _, err := bk.chunks.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys:    bson.D{{Key: "files_id", Value: int32(1)}, {Key: "n", Value: int32(1)}},
+		Options: options.Index().SetUnique(true),
+	}); err != nil {
+		return fmt.Errorf("creating the chunks index: %w", err)
+	}
+	s.indexed.Store(bk.name, struct{}{})
+	return nil
+}
+
+// collect deletes the session's revisions retired longer than the retired grace period ago, and
+// the bucket's orphan chunks older than the grace period.
+func (s *Store) collect(ctx context.Context, bk *bucket, session string) error {
+	cutoff := time.Now().Add(-s.grace)
+	cur, err := bk.files.Find(ctx, bson.D{
+		{Key: "filename", Value: retiredName(session)},
+		{Key: retiredAtField, Value: bson.D{{Key: "$lt", Value: bson.NewDateTimeFromTime(time.Now().Add(-s.retGrace))}}},
+	}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return fmt.Errorf("finding retired revisions: %w", err)
+	}
+	var retired []fileDoc
+	if err := cur.All(ctx, &retired); err != nil {
+		return fmt.Errorf("finding retired revisions: %w", err)
+	}
+	for _, d := range retired {
+		if err := deleteFile(ctx, bk, d.ID); err != nil {
+			return fmt.Errorf("deleting retired revision %s: %w", d.ID.Hex(), err)
+		}
+	}
+	// Looking for orphans reads the chunks collection's index (all of the collection on
+	// servers without index-only queries, such as FerretDB), so a Store does it on its first
+	// Save to a bucket, after one of its own Saves failed to clean up, and otherwise at most
+	// once per grace period: orphans must be older than that anyway.
+	if last, ok := s.collected.Load(bk.name); ok && time.Since(last.(time.Time)) < s.grace {
+		return nil
+	}
+	start := time.Now()
+	if err := deleteOrphans(ctx, bk, cutoff); err != nil {
+		return err
+	}
+	s.collected.Store(bk.name, start)
+	return nil
+}
+
+// deleteFile deletes a revision: its files document first, so that it is never visible without
+// its chunks, then the chunks.
+func deleteFile(ctx context.Context, bk *bucket, id any) error {
+	if _, err := bk.files.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
+		return err
+	}
+	_, err := bk.chunks.DeleteMany(ctx, bson.D{{Key: "files_id", Value: id}})
+	return err
+}
+
+// deleteOrphans deletes the chunks of files that have no files document and whose ObjectID
+// (the start of their upload) is older than cutoff. Chunks of files with other kinds of _id
+// (not written by this package) are left alone.
+func deleteOrphans(ctx context.Context, bk *bucket, cutoff time.Time) error {
+	res := bk.chunks.Distinct(ctx, "files_id", bson.D{
+		{Key: "files_id", Value: bson.D{{Key: "$lt", Value: bson.NewObjectIDFromTimestamp(cutoff)}}},
+		{Key: "n", Value: int32(0)}, // every upload writes chunk 0 first
+	})
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("listing chunk owners: %w", err)
+	}
+	var ids []bson.ObjectID
+	if err := res.Decode(&ids); err != nil {
+		return fmt.Errorf("listing chunk owners: %w", err)
+	}
+	for _, id := range ids {
+		n, err := bk.files.CountDocuments(ctx, bson.D{{Key: "_id", Value: id}}, options.Count().SetLimit(1))
+		if err != nil {
+			return fmt.Errorf("looking for the files document of %s: %w", id.Hex(), err)
+		}
+		if n > 0 {
+			continue
+		}
+		if _, err := bk.chunks.DeleteMany(ctx, bson.D{{Key: "files_id", Value: id}}); err != nil {
+			return fmt.Errorf("deleting orphan chunks of %s: %w", id.Hex(), err)
+		}
+	}
+	return nil
+}
+
+// Delete deletes every revision of the session, current and retired, and the bucket's orphan
+// chunks older than the grace period. Deleting a missing session returns nil.
+func (s *Store) Delete(ctx context.Context, session string) error {
+	bk, err := s.open("delete", session)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return wrap("delete", session, err)
+	}
+	cur, err := bk.files.Find(ctx, bson.D{{Key: "filename", Value: bson.D{{Key: "$in", Value: bson.A{FileName(session), retiredName(session)}}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return wrap("delete", session, err)
+	}
+	var docs []bson.D
+	if err := cur.All(ctx, &docs); err != nil {
+		return wrap("delete", session, err)
+	}
+	for _, d := range docs {
+		if err := deleteFile(ctx, bk, d[0].Value); err != nil {
+			return wrap("delete", session, err)
+		}
+	}
+	if err := deleteOrphans(ctx, bk, time.Now().Add(-s.grace)); err != nil {
+		return wrap("delete", session, err)
+	}
+	return nil
+}
