@@ -3,7 +3,6 @@ package mongostore_test
 import (
 	"bytes"
 	"io"
-	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -12,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/wwebstore/wwebstore/internal/peakheap"
+	"github.com/wwebstore/wwebstore/internal/randstream"
 	mongostore "github.com/wwebstore/wwebstore/stores/mongo"
 )
 
@@ -25,38 +25,11 @@ import (
 // 256 MiB source, which exists before it starts.
 const benchSize = 256 << 20
 
-// stream is an archive of n bytes generated as it is read: a random block of a little more than
-// a chunk, repeated, so that no two chunks are alike and generating costs a memcpy.
-type stream struct {
-	block []byte
-	off   int
-	left  int64
-}
+// benchBlock is repeated to make an archive: a little more than a chunk, so that no two chunks
+// are alike.
+var benchBlock = randstream.Block(mongostore.DefaultChunkSize + 4099)
 
-var benchBlock = func() []byte {
-	b := make([]byte, mongostore.DefaultChunkSize+4099)
-	rand.NewChaCha8([32]byte{42}).Read(b)
-	return b
-}()
-
-func newStream(n int64) *stream { return &stream{block: benchBlock, left: n} }
-
-func (s *stream) Read(p []byte) (int, error) {
-	if s.left == 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > s.left {
-		p = p[:s.left]
-	}
-	n := 0
-	for n < len(p) {
-		c := copy(p[n:], s.block[s.off:])
-		n += c
-		s.off = (s.off + c) % len(s.block)
-	}
-	s.left -= int64(n)
-	return n, nil
-}
+func newStream(n int64) *randstream.Reader { return randstream.New(benchBlock, n) }
 
 type countWriter struct{ n int64 }
 

@@ -2,14 +2,13 @@ package redisstore_test
 
 import (
 	"context"
-	"io"
-	"math/rand/v2"
 	"strconv"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wwebstore/wwebstore/internal/peakheap"
+	"github.com/wwebstore/wwebstore/internal/randstream"
 	redisstore "github.com/wwebstore/wwebstore/stores/redis"
 )
 
@@ -25,38 +24,11 @@ const (
 	benchChunk = redisstore.DefaultChunkSize
 )
 
-// stream is an archive of n bytes generated as it is read: a random block of a little more than
-// a chunk, repeated, so that no two chunks are alike and generating costs a memcpy.
-type stream struct {
-	block []byte
-	off   int
-	left  int64
-}
+// benchBlock is repeated to make an archive: a little more than a chunk, so that no two chunks
+// are alike.
+var benchBlock = randstream.Block(benchChunk + 4099)
 
-var benchBlock = func() []byte {
-	b := make([]byte, benchChunk+4099)
-	rand.NewChaCha8([32]byte{42}).Read(b)
-	return b
-}()
-
-func newStream(n int64) *stream { return &stream{block: benchBlock, left: n} }
-
-func (s *stream) Read(p []byte) (int, error) {
-	if s.left == 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > s.left {
-		p = p[:s.left]
-	}
-	n := 0
-	for n < len(p) {
-		c := copy(p[n:], s.block[s.off:])
-		n += c
-		s.off = (s.off + c) % len(s.block)
-	}
-	s.left -= int64(n)
-	return n, nil
-}
+func newStream(n int64) *randstream.Reader { return randstream.New(benchBlock, n) }
 
 func benchStore(b *testing.B) (*redisstore.Store, *redis.Client) {
 	rdb := newClient(b, serverOptions(b))
