@@ -4,6 +4,7 @@
 package faultproxy
 
 import (
+	"io"
 	"net"
 	"sync"
 	"testing"
@@ -131,4 +132,25 @@ func (p *Proxy) pipe(dst, src net.Conn, towardsTarget bool) {
 			return
 		}
 	}
+}
+
+// TripWriter returns a writer that writes to w and calls trip once, when more than n bytes have
+// been written to it: a fault test hands it to an Extract to cut the connection mid-stream.
+func TripWriter(w io.Writer, n int64, trip func()) io.Writer {
+	return &tripWriter{w: w, n: n, trip: trip}
+}
+
+type tripWriter struct {
+	w    io.Writer
+	n    int64
+	trip func()
+}
+
+func (t *tripWriter) Write(p []byte) (int, error) {
+	if t.trip != nil && int64(len(p)) > t.n {
+		t.trip()
+		t.trip = nil
+	}
+	t.n -= int64(len(p))
+	return t.w.Write(p)
 }

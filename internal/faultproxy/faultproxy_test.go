@@ -94,3 +94,18 @@ func TestCutAfter(t *testing.T) {
 		}
 	}
 }
+
+func TestTripWriter(t *testing.T) {
+	var buf strings.Builder
+	trips := 0
+	w := TripWriter(&buf, 5, func() { trips++ })
+	io.WriteString(w, "12345") // exactly n bytes: no trip yet
+	if trips != 0 {
+		t.Fatalf("tripped after %d of 5 bytes", buf.Len())
+	}
+	io.WriteString(w, "6")
+	io.WriteString(w, "7")
+	if trips != 1 || buf.String() != "1234567" {
+		t.Errorf("trips = %d, written %q; want 1 trip and every byte written", trips, buf.String())
+	}
+}

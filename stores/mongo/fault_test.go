@@ -5,7 +5,6 @@ package mongostore_test
 
 import (
 	"bytes"
-	"io"
 	"testing"
 	"time"
 
@@ -101,22 +100,6 @@ func TestSaveConnectionCut(t *testing.T) {
 	}
 }
 
-// cutWriter calls cut once after n bytes were written to it, and then goes on writing.
-type cutWriter struct {
-	w   io.Writer
-	n   int64
-	cut func()
-}
-
-func (c *cutWriter) Write(p []byte) (int, error) {
-	if c.cut != nil && int64(len(p)) > c.n {
-		c.cut()
-		c.cut = nil
-	}
-	c.n -= int64(len(p))
-	return c.w.Write(p)
-}
-
 // TestExtractConnectionCut cuts the connection in the middle of an Extract: it returns an
 // error wrapping the network error and naming the session; once connections go through again,
 // Extract writes the archive whole.
@@ -128,10 +111,10 @@ func TestExtractConnectionCut(t *testing.T) {
 	save(t, st, session, data)
 
 	var partial bytes.Buffer
-	err := st.Extract(t.Context(), session, &cutWriter{w: &partial, n: 1 << 20, cut: func() {
+	err := st.Extract(t.Context(), session, faultproxy.TripWriter(&partial, 1<<20, func() {
 		p.Refuse(true)
 		p.Cut()
-	}})
+	}))
 	if err == nil {
 		t.Fatal("Extract through a connection cut after 1 MiB succeeded")
 	}

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/wwebstore/wwebstore/internal/urlopt"
 	"github.com/wwebstore/wwebstore/remoteauth"
 )
 
@@ -99,7 +99,7 @@ func parseURL(u *url.URL) (uri, db string, opts *Options, err error) {
 	if v, ok, err := take(paramChunkSize); err != nil {
 		return "", "", nil, err
 	} else if ok {
-		if opts.ChunkSize, err = parseSize(v); err != nil {
+		if opts.ChunkSize, err = urlopt.ParseSize(v, 1, MaxChunkSize); err != nil {
 			return "", "", nil, fmt.Errorf("mongostore: URL parameter %s=%q: %w", paramChunkSize, v, err)
 		}
 	}
@@ -123,23 +123,4 @@ func parseURL(u *url.URL) (uri, db string, opts *Options, err error) {
 	rest := *u
 	rest.RawQuery = q.Encode()
 	return rest.String(), db, opts, nil
-}
-
-// parseSize parses a chunk size: a number of bytes, or a number followed by KiB or MiB.
-func parseSize(s string) (int, error) {
-	mult := 1
-	for _, unit := range []struct {
-		suffix string
-		mult   int
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}} {
-		if n, ok := strings.CutSuffix(s, unit.suffix); ok {
-			s, mult = n, unit.mult
-			break
-		}
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n <= 0 || n > MaxChunkSize/mult {
-		return 0, fmt.Errorf("want a number of bytes from 1 to %d, or of KiB or MiB", MaxChunkSize)
-	}
-	return n * mult, nil
 }

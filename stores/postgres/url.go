@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/wwebstore/wwebstore/internal/urlopt"
 	"github.com/wwebstore/wwebstore/remoteauth"
 )
 
@@ -101,7 +101,7 @@ func parseURL(u *url.URL) (dsn string, opts *Options, err error) {
 	if v, ok, err := take(paramChunkSize); err != nil {
 		return "", nil, err
 	} else if ok {
-		if opts.ChunkSize, err = parseSize(v); err != nil {
+		if opts.ChunkSize, err = urlopt.ParseSize(v, MinChunkSize, MaxChunkSize); err != nil {
 			return "", nil, fmt.Errorf("postgresstore: URL parameter %s=%q: %w", paramChunkSize, v, err)
 		}
 	}
@@ -126,23 +126,4 @@ func parseURL(u *url.URL) (dsn string, opts *Options, err error) {
 	rest := *u
 	rest.RawQuery = q.Encode()
 	return rest.String(), opts, nil
-}
-
-// parseSize parses a chunk size: a number of bytes, or a number followed by KiB or MiB.
-func parseSize(s string) (int, error) {
-	mult := 1
-	for _, unit := range []struct {
-		suffix string
-		mult   int
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}} {
-		if n, ok := strings.CutSuffix(s, unit.suffix); ok {
-			s, mult = n, unit.mult
-			break
-		}
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n <= 0 || n > MaxChunkSize/mult {
-		return 0, fmt.Errorf("want a number of bytes from %d to %d, or of KiB or MiB", MinChunkSize, MaxChunkSize)
-	}
-	return n * mult, nil
 }

@@ -81,21 +81,3 @@ func TestQualify(t *testing.T) {
 		}
 	}
 }
-
-func TestParseSize(t *testing.T) {
-	for _, tt := range []struct {
-		s    string
-		want int
-	}{
-		{"1024", 1024}, {"1KiB", 1024}, {"1MiB", 1 << 20}, {"64MiB", 64 << 20}, {"3000", 3000},
-	} {
-		if got, err := parseSize(tt.s); err != nil || got != tt.want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d", tt.s, got, err, tt.want)
-		}
-	}
-	for _, bad := range []string{"", "0", "-5", "1.5MiB", "1 MiB", "1mib", "1GiB", "65MiB", "99999999999999999999"} {
-		if got, err := parseSize(bad); err == nil {
-			t.Errorf("parseSize(%q) = %d, nil; want an error", bad, got)
-		}
-	}
-}

@@ -97,22 +97,6 @@ func TestAbandonedSaveExpires(t *testing.T) {
 	}
 }
 
-// cutWriter calls cut once after n bytes were written to it, and then goes on writing.
-type cutWriter struct {
-	w   io.Writer
-	n   int64
-	cut func()
-}
-
-func (c *cutWriter) Write(p []byte) (int, error) {
-	if c.cut != nil && c.n >= 0 && int64(len(p)) > c.n {
-		c.cut()
-		c.cut = nil
-	}
-	c.n -= int64(len(p))
-	return c.w.Write(p)
-}
-
 // TestExtractConnectionCut cuts the connection in the middle of an Extract: it returns an error
 // wrapping the network error, and once connections go through again, an Extract writes the
 // archive whole. The first Extract's lease, which it could not drop, expires.
@@ -126,10 +110,10 @@ func TestExtractConnectionCut(t *testing.T) {
 	save(t, st, session, data)
 
 	var partial bytes.Buffer
-	err := st.Extract(t.Context(), session, &cutWriter{w: &partial, n: 1 << 20, cut: func() {
+	err := st.Extract(t.Context(), session, faultproxy.TripWriter(&partial, 1<<20, func() {
 		p.Refuse(true)
 		p.Cut()
-	}})
+	}))
 	if err == nil {
 		t.Fatal("Extract through a connection cut after 1 MiB succeeded")
 	}
@@ -179,7 +163,7 @@ func TestServerRestart(t *testing.T) {
 		t.Error("the failed Save left nothing behind (or the restart lost it): the next check tests nothing")
 	}
 
-	err = st.Extract(t.Context(), session, &cutWriter{w: io.Discard, n: 1 << 20, cut: func() { n.stop(t) }})
+	err = st.Extract(t.Context(), session, faultproxy.TripWriter(io.Discard, 1<<20, func() { n.stop(t) }))
 	if err == nil {
 		t.Fatal("Extract while the server stops succeeded")
 	}

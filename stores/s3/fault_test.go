@@ -132,22 +132,6 @@ func TestSaveServerAway(t *testing.T) {
 	emptyBucket(t, direct, bucket, "") // the upload the store could not abort
 }
 
-// cutWriter calls cut once after n bytes were written to it, and then goes on writing.
-type cutWriter struct {
-	w   io.Writer
-	n   int64
-	cut func()
-}
-
-func (c *cutWriter) Write(p []byte) (int, error) {
-	if c.cut != nil && int64(len(p)) > c.n {
-		c.cut()
-		c.cut = nil
-	}
-	c.n -= int64(len(p))
-	return c.w.Write(p)
-}
-
 // TestExtractConnectionCut: connections are cut and refused in the middle of an Extract: it
 // fails with the network error, naming the session; once the server is back, the archive is
 // whole.
@@ -159,10 +143,10 @@ func TestExtractConnectionCut(t *testing.T) {
 	data := pattern(1, 12<<20+3)
 	save(t, st, session, data)
 	var partial bytes.Buffer
-	err := st.Extract(t.Context(), session, &cutWriter{w: &partial, n: 1 << 20, cut: func() {
+	err := st.Extract(t.Context(), session, faultproxy.TripWriter(&partial, 1<<20, func() {
 		p.Refuse(true)
 		p.Cut()
-	}})
+	}))
 	if err == nil {
 		t.Fatal("Extract through a connection cut after 1 MiB succeeded")
 	}
@@ -188,7 +172,7 @@ func TestExtractResumes(t *testing.T) {
 	data := pattern(1, 12<<20+3)
 	save(t, st, session, data)
 	var got bytes.Buffer
-	if err := st.Extract(t.Context(), session, &cutWriter{w: &got, n: 3 << 20, cut: p.Cut}); err != nil {
+	if err := st.Extract(t.Context(), session, faultproxy.TripWriter(&got, 3<<20, p.Cut)); err != nil {
 		t.Fatalf("Extract with one cut: %v", err)
 	}
 	if !bytes.Equal(got.Bytes(), data) {
@@ -209,10 +193,10 @@ func TestExtractChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := pattern(2, 12<<20+3)
-	err = st.Extract(t.Context(), session, &cutWriter{w: io.Discard, n: 3 << 20, cut: func() {
+	err = st.Extract(t.Context(), session, faultproxy.TripWriter(io.Discard, 3<<20, func() {
 		save(t, other, session, next)
 		p.Cut()
-	}})
+	}))
 	if !errors.Is(err, s3store.ErrChanged) {
 		t.Fatalf("Extract across a replacement: %v, want ErrChanged", err)
 	}
