@@ -2,6 +2,7 @@ package remoteauth
 
 import (
 	"archive/zip"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/klauspost/compress/flate"
 )
@@ -23,7 +25,7 @@ import (
 // refused with an error wrapping ErrArchiveTooLarge, before anything is written.
 type ExtractLimits struct {
 	MaxArchiveSize int64 // bytes fetched from the store; default 4 GiB
-	MaxFiles       int   // entries (files and directories) in the archive; default 100,000
+	MaxFiles       int   // files and directories, explicit or implied by the names; default 100,000
 	MaxFileSize    int64 // uncompressed bytes of one file; default 2 GiB
 	MaxTotalSize   int64 // uncompressed bytes of all files; default 8 GiB
 }
@@ -62,9 +64,9 @@ type ExtractStats struct {
 
 // ExtractArchive checks the zip archive in r (size bytes) and extracts it into dest, which must
 // not exist yet (it is created with mode 0700). Before writing anything it refuses archives with
-// unsafe entries (absolute paths, "..", backslashes, symlinks and other non-regular files,
-// duplicate names, a name that is both a file and a directory), encrypted entries or unknown
-// compression methods, and archives over limits. While writing it checks every entry's size and
+// unsafe entries (absolute paths, "..", backslashes, names that are not UTF-8, symlinks and other
+// non-regular files, duplicate names, a name that is both a file and a directory, entries whose
+// data overlap), encrypted entries or unknown compression methods, and archives over limits. While writing it checks every entry's size and
 // CRC. On any error dest is removed, and the error wraps ErrCorruptArchive, ErrUnsafeArchive or
 // ErrArchiveTooLarge (as an *ArchiveError), ctx's error, or the file system's error. File modes
 // are kept (with owner read and write added); modification times are not.
@@ -112,6 +114,9 @@ func planExtraction(files []*zip.File, limits ExtractLimits) (*extraction, error
 	seen := map[string]bool{}
 	isFile := map[string]bool{}
 	isDir := map[string]bool{}
+	tooMany := func() error {
+		return &ArchiveError{Kind: ErrArchiveTooLarge, Reason: fmt.Sprintf("more than MaxFiles %d files and directories (counting those that the names imply)", limits.MaxFiles)}
+	}
 	for _, f := range files {
 		name, dir := strings.CutSuffix(f.Name, "/")
 		if err := checkEntryName(name); err != nil {
@@ -148,8 +153,21 @@ func planExtraction(files []*zip.File, limits ExtractLimits) (*extraction, error
 			isFile[name] = true
 			x.files = append(x.files, f)
 		}
-		for p := path.Dir(name); p != "."; p = path.Dir(p) {
+		// The parents of a clean name, deepest first, until one is known: each step scans one
+		// path element, so deep names cost no more than their length.
+		for p := name; ; {
+			i := strings.LastIndexByte(p, '/')
+			if i < 0 {
+				break
+			}
+			p = p[:i]
+			if isDir[p] {
+				break
+			}
 			isDir[p] = true
+		}
+		if len(isFile)+len(isDir) > limits.MaxFiles {
+			return nil, tooMany()
 		}
 	}
 	for name := range isDir {
@@ -159,7 +177,38 @@ func planExtraction(files []*zip.File, limits ExtractLimits) (*extraction, error
 		x.parents = append(x.parents, name)
 	}
 	slices.Sort(x.parents) // "a" sorts before "a/b"
+	if err := checkOverlaps(x.files); err != nil {
+		return nil, err
+	}
 	return x, nil
+}
+
+// checkOverlaps refuses entries whose data overlap: a zip bomb that points many entries at one
+// compressed stream (or hides entries inside another's data) multiplies its output without
+// growing the archive, and no zip writer makes such archives.
+func checkOverlaps(files []*zip.File) error {
+	type span struct {
+		start, end uint64
+		f          *zip.File
+	}
+	spans := make([]span, 0, len(files))
+	for _, f := range files {
+		if f.CompressedSize64 == 0 {
+			continue
+		}
+		off, err := f.DataOffset()
+		if err != nil {
+			return &ArchiveError{Kind: ErrCorruptArchive, Entry: f.Name, Reason: "cannot read the local header", Cause: err}
+		}
+		spans = append(spans, span{uint64(off), uint64(off) + f.CompressedSize64, f})
+	}
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.start, b.start) })
+	for i := 1; i < len(spans); i++ {
+		if prev := spans[i-1]; spans[i].start < prev.end {
+			return &ArchiveError{Kind: ErrUnsafeArchive, Entry: spans[i].f.Name, Reason: fmt.Sprintf("its data overlaps the data of entry %q (overlapping entries: a zip bomb)", prev.f.Name)}
+		}
+	}
+	return nil
 }
 
 // checkEntryName reports why name (without a trailing '/') may not be extracted.
@@ -177,6 +226,8 @@ func checkEntryName(name string) error {
 		return errors.New("the path is not clean (\".\" or empty elements)")
 	case !filepath.IsLocal(filepath.FromSlash(name)):
 		return errors.New("not a local path on this system")
+	case !utf8.ValidString(name):
+		return errors.New("the name is not valid UTF-8 (Chromium names its files in UTF-8; another encoding would restore under other names)")
 	}
 	return nil
 }

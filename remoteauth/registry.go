@@ -2,6 +2,7 @@ package remoteauth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -48,11 +49,17 @@ func Schemes() []string {
 
 // OpenStore opens the Store that rawURL names, for example "file:///var/lib/sessions" or "mem://".
 // The scheme's package must be imported (filestore registers "file", memstore "mem", and so on).
-// If the returned Store also implements io.Closer, the caller closes it when done.
+// If the returned Store also implements io.Closer, the caller closes it when done. An error says
+// what is wrong with the URL (unparsable, no scheme, no store for its scheme, or what the store's
+// opener refused), without repeating the password it may hold.
 func OpenStore(ctx context.Context, rawURL string) (Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("remoteauth: store URL: %w", err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error's message repeats the URL, password included
+		}
+		return nil, fmt.Errorf("remoteauth: store URL does not parse (%w): write it as scheme://[user:password@]host[:port]/path?query, with special characters in the user and password percent-encoded; known schemes: %s", err, strings.Join(Schemes(), ", "))
 	}
 	if u.Scheme == "" {
 		return nil, fmt.Errorf("remoteauth: store URL %q has no scheme; known schemes: %s", rawURL, strings.Join(Schemes(), ", "))

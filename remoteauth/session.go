@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -95,6 +96,10 @@ type Options struct {
 
 	// Concurrency is the number of files compressed at once. Default GOMAXPROCS.
 	Concurrency int
+
+	// Lease says how the Session leases its session from a store that implements Leaser, so
+	// that two instances never both write it. On by default; see LeaseOptions.
+	Lease LeaseOptions
 }
 
 // BackupResult is the outcome of one backup, given to Options.OnBackup and returned by Backup.
@@ -123,6 +128,18 @@ type RestoreResult struct {
 	Files       int
 	Bytes       int64
 	Duration    time.Duration
+
+	// Version is the ID of the archive restored (see ArchiveVersion), when the store implements
+	// History; empty otherwise.
+	Version string
+	// FellBack is true when the newest archive failed verification and an older one that the
+	// store kept was restored instead. Skipped says why.
+	FellBack bool
+	// Skipped holds, newest first, why each archive newer than the restored one was refused:
+	// Skipped[0] is the newest archive's error. Each error names the archive's ID and wraps
+	// ErrCorruptArchive, ErrUnsafeArchive or ErrArchiveTooLarge. When every kept archive was
+	// refused, Restore fails and Skipped holds all their errors.
+	Skipped []error
 }
 
 // Session is the RemoteAuth engine for one browser profile: it restores the profile from a Store
@@ -145,13 +162,22 @@ type Session struct {
 	saved   *[sha256.Size]byte
 	runDone chan struct{}
 	running bool
+	lease   sessionLease // see session_lease.go
 }
 
-// NewSession returns a Session that keeps its profile in store. It checks opts and creates
-// nothing on disk.
+// NewSession returns a Session that keeps its profile in store. It checks opts, so that a bad
+// configuration fails here rather than at the first restore or backup: a nil store, a ClientID
+// outside ^[-_A-Za-z0-9]+$, a BackupInterval under MinBackupInterval, an unsafe KeptDirs entry, a
+// Compression outside 1–9, and a DataPath where files cannot be created (a read-only file system,
+// a path under a regular file). To find that out it creates and removes one empty file, named
+// ".wwebstore-probe-*", in DataPath, or in its nearest existing parent when DataPath does not
+// exist yet; it creates nothing else on disk.
 func NewSession(store Store, opts *Options) (*Session, error) {
 	if store == nil {
-		return nil, errors.New("remoteauth: NewSession needs a Store")
+		return nil, errors.New("remoteauth: NewSession: the Store is nil; pass one, such as filestore.New(dir, nil) or the result of remoteauth.OpenStore(ctx, url)")
+	}
+	if v := reflect.ValueOf(store); v.Kind() == reflect.Pointer && v.IsNil() {
+		return nil, fmt.Errorf("remoteauth: NewSession: the Store is a nil %T; pass the store that its constructor returned, after checking its error", store)
 	}
 	var o Options
 	if opts != nil {
@@ -168,7 +194,7 @@ func NewSession(store Store, opts *Options) (*Session, error) {
 	case o.BackupInterval == 0:
 		o.BackupInterval = DefaultBackupInterval
 	case o.BackupInterval < MinBackupInterval:
-		return nil, fmt.Errorf("remoteauth: BackupInterval %v is shorter than the minimum %v", o.BackupInterval, MinBackupInterval)
+		return nil, fmt.Errorf("remoteauth: BackupInterval %v is shorter than the minimum %v: set at least %v, or 0 for the default %v (a backup is also taken on Close)", o.BackupInterval, MinBackupInterval, MinBackupInterval, DefaultBackupInterval)
 	}
 	if o.KeptDirs == nil {
 		o.KeptDirs = DefaultKeptDirs
@@ -182,7 +208,10 @@ func NewSession(store Store, opts *Options) (*Session, error) {
 	case o.Compression == 0:
 		o.Compression = DefaultCompression
 	case o.Compression < 1 || o.Compression > 9:
-		return nil, fmt.Errorf("remoteauth: Compression %d is not a deflate level from 1 to 9", o.Compression)
+		return nil, fmt.Errorf("remoteauth: Compression %d is not a deflate level from 1 to 9 (or 0 for the default %d)", o.Compression, DefaultCompression)
+	}
+	if err := checkDataPath(o.DataPath); err != nil {
+		return nil, fmt.Errorf("remoteauth: DataPath %q cannot hold the profile: %w; set Options.DataPath to a writable directory (on a read-only disk, one under os.TempDir())", o.DataPath, err)
 	}
 	if o.SnapshotAttempts <= 0 {
 		o.SnapshotAttempts = DefaultSnapshotAttempts
@@ -192,6 +221,9 @@ func NewSession(store Store, opts *Options) (*Session, error) {
 	}
 	o.Retry = o.Retry.withDefaults()
 	o.Limits = o.Limits.withDefaults()
+	if o.Lease, err = o.Lease.withDefaults(); err != nil {
+		return nil, err
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -205,7 +237,34 @@ func NewSession(store Store, opts *Options) (*Session, error) {
 		log:     log.With("session", name),
 		busy:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
+		lease:   newSessionLease(store, o.Lease),
 	}, nil
+}
+
+// checkDataPath reports why files cannot be created in dir, or in its nearest existing parent
+// when dir does not exist, by creating and removing a probe file there.
+func checkDataPath(dir string) error {
+	p := dir
+	for {
+		info, err := os.Stat(p)
+		if err == nil {
+			if !info.IsDir() {
+				return fmt.Errorf("%s is not a directory", p)
+			}
+			break
+		}
+		parent := filepath.Dir(p)
+		if !errors.Is(err, fs.ErrNotExist) || parent == p {
+			return err // a path under a regular file fails here, with ENOTDIR
+		}
+		p = parent
+	}
+	f, err := os.CreateTemp(p, ".wwebstore-probe-*")
+	if err != nil {
+		return fmt.Errorf("cannot create files in %s: %w", p, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // Name returns the session name used in the store: "RemoteAuth-<clientId>" or "RemoteAuth".
@@ -238,6 +297,26 @@ func (s *Session) release() { <-s.busy }
 // profile directory. A store error or a bad archive leaves the local profile exactly as it was.
 // When the store has no archive of the session, the local profile is kept and Found is false.
 //
+// When the Session leases its session (see LeaseOptions), Restore first takes the lease, waiting
+// up to Options.Lease.Wait while another instance holds it (then the error wraps ErrLeaseHeld
+// and names the holder), so that it restores the archive that instance saved last.
+//
+// When the store implements History (and its Versions does not say errors.ErrUnsupported: a
+// wrapper of a store without History), Restore lists the kept archives and restores the newest
+// that passes verification: if the newest is refused (corrupt, truncated, a bad CRC, unsafe
+// entries, over Options.Limits), it tries the one before, and so on. Falling back is logged as a
+// warning naming the reason, and reported in RestoreResult (FellBack, Version, Skipped). After a
+// fall-back, the next backup uploads the profile even if it has not changed, so that the store's
+// newest archive is a good one again. If every kept archive is refused, Restore returns an error
+// wrapping the newest archive's error and leaves the profile as it was.
+//
+// Only a refused archive is a reason to fall back. A store error (a network failure, a timeout,
+// ctx ending) or a local one (a full disk) is returned at once: it says nothing about the newest
+// archive, and restoring an older login over it would throw away the newer state (a WhatsApp
+// Web login that moved on since) for a failure that a retry may fix. A kept archive that was
+// evicted or deleted between the listing and its download (another process saving or
+// deleting the session) makes Restore list the archives again, at most maxListings (3) times.
+//
 // As in RemoteAuth, a restored profile holds only what the archive holds: the rest of the old
 // profile (caches) is removed.
 func (s *Session) Restore(ctx context.Context) (RestoreResult, error) {
@@ -246,13 +325,17 @@ func (s *Session) Restore(ctx context.Context) (RestoreResult, error) {
 	}
 	defer s.release()
 	start := time.Now()
+	if err := s.ensureLease(ctx, s.stop); err != nil {
+		s.log.Error("restore failed; the local profile is unchanged", "err", err)
+		return RestoreResult{}, fmt.Errorf("remoteauth: restore %s: %w", s.name, err)
+	}
 	res, err := s.restore(ctx)
 	res.Duration = time.Since(start)
 	if err != nil {
 		s.log.Error("restore failed; the local profile is unchanged", "err", err)
 		return res, fmt.Errorf("remoteauth: restore %s: %w", s.name, err)
 	}
-	s.log.Info("restored", "found", res.Found, "archive_bytes", res.ArchiveSize, "files", res.Files, "bytes", res.Bytes, "duration", res.Duration)
+	s.log.Info("restored", "found", res.Found, "version", res.Version, "fell_back", res.FellBack, "archive_bytes", res.ArchiveSize, "files", res.Files, "bytes", res.Bytes, "duration", res.Duration)
 	return res, nil
 }
 
@@ -267,32 +350,30 @@ func (s *Session) restore(ctx context.Context) (RestoreResult, error) {
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	lw := &limitedWriter{w: bw, max: s.opts.Limits.MaxArchiveSize}
-	if err := s.store.Extract(ctx, s.name, lw); err != nil {
-		if errors.Is(err, ErrNotFound) && lw.n == 0 {
-			s.log.Info("no remote session; keeping the local profile")
-			return RestoreResult{}, nil
-		}
-		return RestoreResult{}, err
+	var (
+		res RestoreResult
+		dir string
+	)
+	if h, ok := s.store.(History); ok {
+		res, dir, err = s.unpackKept(ctx, h, tmp)
+	} else {
+		res, dir, err = s.unpackNewest(ctx, tmp)
 	}
-	if err := bw.Flush(); err != nil {
-		return RestoreResult{}, err
-	}
-	res := RestoreResult{Found: true, ArchiveSize: lw.n}
-	dir, err := os.MkdirTemp(s.data, s.tempPrefix("restore"))
 	if err != nil {
 		return res, err
 	}
-	os.Remove(dir) // ExtractArchive creates it
-	stats, err := ExtractArchive(ctx, tmp, lw.n, dir, s.opts.Limits)
-	if err != nil {
-		return res, err
+	if !res.Found {
+		s.log.Info("no remote session; keeping the local profile")
+		return res, nil
 	}
-	res.Files, res.Bytes = stats.Files, stats.Bytes
 	if err := s.swapIn(dir); err != nil {
 		os.RemoveAll(dir)
 		return res, err
+	}
+	if res.FellBack {
+		// The store's newest archive is a damaged one: leave s.saved unset, so that the next
+		// backup uploads this profile over it even if the browser has not changed it.
+		return res, nil
 	}
 	// The profile now matches the remote archive: a backup before the browser changes it has
 	// nothing to upload.
@@ -303,6 +384,114 @@ func (s *Session) restore(ctx context.Context) (RestoreResult, error) {
 		s.mu.Unlock()
 	}
 	return res, nil
+}
+
+// unpack fetches one archive with extract into tmp (emptied first), checks it and extracts it
+// into a new temporary directory beside the profile, which it returns. n is the number of bytes
+// fetched, also on failure; res.Found and res.ArchiveSize are set once the fetch succeeded.
+func (s *Session) unpack(ctx context.Context, tmp *os.File, extract func(io.Writer) error) (res RestoreResult, dir string, n int64, err error) {
+	if err := tmp.Truncate(0); err != nil {
+		return res, "", 0, err
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return res, "", 0, err
+	}
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	lw := &limitedWriter{w: bw, max: s.opts.Limits.MaxArchiveSize}
+	if err := extract(lw); err != nil {
+		return res, "", lw.n, err
+	}
+	if err := bw.Flush(); err != nil {
+		return res, "", lw.n, err
+	}
+	res = RestoreResult{Found: true, ArchiveSize: lw.n}
+	dir, err = os.MkdirTemp(s.data, s.tempPrefix("restore"))
+	if err != nil {
+		return res, "", lw.n, err
+	}
+	os.Remove(dir) // ExtractArchive creates it
+	stats, err := ExtractArchive(ctx, tmp, lw.n, dir, s.opts.Limits)
+	if err != nil {
+		return res, "", lw.n, err
+	}
+	res.Files, res.Bytes = stats.Files, stats.Bytes
+	return res, dir, lw.n, nil
+}
+
+// unpackNewest unpacks the archive that Store.Extract returns: the restore of a store without
+// History. res.Found is false when the session has no archive.
+func (s *Session) unpackNewest(ctx context.Context, tmp *os.File) (RestoreResult, string, error) {
+	res, dir, n, err := s.unpack(ctx, tmp, func(w io.Writer) error { return s.store.Extract(ctx, s.name, w) })
+	if errors.Is(err, ErrNotFound) && n == 0 {
+		return RestoreResult{}, "", nil
+	}
+	return res, dir, err
+}
+
+// maxListings bounds how often unpackKept lists the kept archives: it lists them again when one
+// it listed is gone by the time it is fetched (another process saved or deleted the session).
+const maxListings = 3
+
+// unpackKept unpacks the newest archive of a History store that passes verification, trying
+// older ones when the newer are refused (see Restore). res.Found is false when the session has
+// no archive. A store that wraps one without History (Versions says errors.ErrUnsupported) is
+// restored as one without History, by unpackNewest.
+func (s *Session) unpackKept(ctx context.Context, h History, tmp *os.File) (RestoreResult, string, error) {
+	var gone error
+	for range maxListings {
+		versions, err := h.Versions(ctx, s.name)
+		if errors.Is(err, errors.ErrUnsupported) {
+			s.log.Debug("the store keeps no previous archives; restoring the newest alone", "reason", err)
+			return s.unpackNewest(ctx, tmp)
+		}
+		if err != nil {
+			return RestoreResult{}, "", err
+		}
+		if len(versions) == 0 {
+			return RestoreResult{}, "", nil
+		}
+		var skipped []error
+		gone = nil
+	walk:
+		for i, v := range versions {
+			res, dir, n, err := s.unpack(ctx, tmp, func(w io.Writer) error { return h.ExtractVersion(ctx, s.name, v.ID, w) })
+			switch {
+			case err == nil:
+				res.Version, res.FellBack, res.Skipped = v.ID, i > 0, skipped
+				if res.FellBack {
+					s.log.Warn("restored an older archive because the newest failed verification",
+						"version", v.ID, "newest", versions[0].ID, "reason", skipped[0], "refused", len(skipped))
+				}
+				return res, dir, nil
+			case errors.Is(err, ErrNotFound) && n == 0:
+				gone = fmt.Errorf("archive %s was removed after it was listed (the session is being saved or deleted elsewhere): %w", v.ID, err)
+				break walk // list again
+			case isArchiveFault(err):
+				err = fmt.Errorf("archive %s (%d of %d kept): %w", v.ID, i+1, len(versions), err)
+				skipped = append(skipped, err)
+				if i+1 < len(versions) {
+					s.log.Warn("archive failed verification; trying the previous one", "version", v.ID, "err", err)
+				}
+			default:
+				return RestoreResult{Skipped: skipped}, "", fmt.Errorf("archive %s: %w", v.ID, err)
+			}
+		}
+		if gone == nil {
+			err := skipped[0]
+			if len(skipped) > 1 {
+				err = fmt.Errorf("%w (and the %d older kept archives failed verification too)", err, len(skipped)-1)
+			}
+			return RestoreResult{Found: true, Skipped: skipped}, "", err
+		}
+		s.log.Info("a kept archive was removed while restoring; listing the archives again", "err", gone)
+	}
+	return RestoreResult{}, "", fmt.Errorf("gave up after listing the kept archives %d times: %w", maxListings, gone)
+}
+
+// isArchiveFault reports whether err is a refusal of the archive itself: the errors that make
+// Restore fall back to an older archive.
+func isArchiveFault(err error) bool {
+	return errors.Is(err, ErrCorruptArchive) || errors.Is(err, ErrUnsafeArchive) || errors.Is(err, ErrArchiveTooLarge)
 }
 
 // swapIn replaces the profile directory with dir. The old profile is renamed aside first and
@@ -390,12 +579,14 @@ func (s *Session) Backup(ctx context.Context) (BackupResult, error) {
 		return BackupResult{Session: s.name, Err: err}, err
 	}
 	defer s.release()
-	return s.backup(ctx)
+	return s.backup(ctx, s.stop)
 }
 
-func (s *Session) backup(ctx context.Context) (BackupResult, error) {
+// backup takes one backup and reports it. abort, when closed, ends a wait for the session lease
+// (see ensureLease).
+func (s *Session) backup(ctx context.Context, abort <-chan struct{}) (BackupResult, error) {
 	res := BackupResult{Session: s.name, Start: time.Now()}
-	err := s.saveWithRetries(ctx, &res)
+	err := s.saveWithRetries(ctx, &res, abort)
 	res.Duration = time.Since(res.Start)
 	if err != nil {
 		err = fmt.Errorf("remoteauth: back up %s: %w", s.name, err)
@@ -412,7 +603,10 @@ func (s *Session) backup(ctx context.Context) (BackupResult, error) {
 	return res, err
 }
 
-func (s *Session) saveWithRetries(ctx context.Context, res *BackupResult) error {
+func (s *Session) saveWithRetries(ctx context.Context, res *BackupResult, abort <-chan struct{}) error {
+	if err := s.ensureLease(ctx, abort); err != nil {
+		return err
+	}
 	snap := &snapshotter{level: s.opts.Compression, workers: s.opts.Concurrency}
 	storeFailures, snapshots := 0, 0
 	delay := s.opts.Retry.InitialDelay
@@ -454,6 +648,9 @@ func (s *Session) saveWithRetries(ctx context.Context, res *BackupResult) error 
 			s.log.Debug("the profile changed during the snapshot; taking it again", "err", snapErr)
 		case snapErr != nil:
 			return snapErr
+		case errors.Is(storeErr, ErrLeaseLost):
+			s.loseLease(storeErr) // never retried: another instance owns the session now
+			return s.leaseLost()
 		default:
 			storeFailures++
 			if ctx.Err() != nil || storeFailures >= s.opts.Retry.MaxAttempts {
@@ -502,7 +699,7 @@ func (s *Session) upload(ctx context.Context, snap *snapshotter, l *listing) (n 
 		}
 		done <- err
 	}()
-	storeErr = s.store.Save(ctx, s.name, pr)
+	storeErr = s.save(ctx, pr)
 	pr.CloseWithError(errStoreStopped) // unblocks the writer if the store quit early
 	snapErr = <-done
 	switch {
@@ -524,7 +721,9 @@ var errStoreStopped = errors.New("the store stopped reading")
 // called; then it returns nil. Start it once the browser is logged in. A tick that comes while a
 // backup still runs is skipped. Failures are logged and given to OnBackup, never returned: a
 // failed periodic backup is retried at the next tick and never deletes anything. Run returns an
-// error only if it is already running or the Session is closed.
+// error only if it is already running or the Session is closed, or when the session lease (see
+// LeaseOptions) could not be taken within Options.Lease.Wait (ErrLeaseHeld) or was lost
+// (ErrLeaseLost): then no backup is taken any more.
 func (s *Session) Run(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
@@ -560,14 +759,19 @@ func (s *Session) Run(ctx context.Context) error {
 	for {
 		select {
 		case s.busy <- struct{}{}:
-			s.backup(ctx) // reported through the log and OnBackup
+			res, _ := s.backup(ctx, s.stop) // reported through the log and OnBackup
 			s.release()
+			if ctx.Err() == nil && (errors.Is(res.Err, ErrLeaseHeld) || errors.Is(res.Err, ErrLeaseLost)) {
+				return res.Err
+			}
 		default:
 			s.log.Debug("a backup is still running; skipping this tick")
 		}
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.lease.lostCh:
+			return fmt.Errorf("remoteauth: run %s: %w", s.name, s.leaseLost())
 		case <-ticker.C:
 		}
 	}
@@ -578,7 +782,10 @@ func (s *Session) Run(ctx context.Context) error {
 // time the platform allows before it kills the process (a Heroku dyno has 30 s after SIGTERM).
 // Close the browser first, so that it flushes Local Storage and releases its files. An unchanged
 // profile uploads nothing. Close returns the final backup's error; after Close, the Session's
-// methods return ErrClosed.
+// methods return ErrClosed. When the Session leases its session (see LeaseOptions), the final
+// backup is saved under the lease, which Close then releases within ctx, so that the next
+// instance restores that backup at once; a Session whose lease was lost takes no final backup
+// and returns an error wrapping ErrLeaseLost.
 func (s *Session) Close(ctx context.Context) error {
 	if err := s.shutdown(ctx); err != nil {
 		if errors.Is(err, ErrClosed) {
@@ -587,23 +794,30 @@ func (s *Session) Close(ctx context.Context) error {
 		return fmt.Errorf("remoteauth: close %s: no final backup: %w", s.name, err)
 	}
 	defer s.release()
+	defer s.releaseLease(ctx) // after the final backup
 	if _, err := os.Stat(s.profile); errors.Is(err, os.ErrNotExist) {
 		return nil // never started: nothing to keep
 	}
-	_, err := s.backup(ctx)
+	_, err := s.backup(ctx, nil) // Close has stopped Run: a wait for the lease goes on within ctx
 	return err
 }
 
 // Delete logs the session out for good: it stops Run, deletes the remote archive and removes
 // the local profile. It is the only method that deletes a remote archive; call it on an explicit
 // logout, never on a disconnect or a conflict. After Delete, the Session's methods return
-// ErrClosed.
+// ErrClosed. When the Session leases its session (see LeaseOptions), Delete takes the lease if
+// it does not hold it (waiting as Options.Lease.Wait says), deletes under it, and releases it:
+// an instance whose lease was lost deletes nothing (ErrLeaseLost).
 func (s *Session) Delete(ctx context.Context) error {
 	if err := s.shutdown(ctx); err != nil {
 		return err
 	}
 	defer s.release()
-	if err := s.store.Delete(ctx, s.name); err != nil {
+	defer s.releaseLease(ctx)
+	if err := s.ensureLease(ctx, nil); err != nil {
+		return fmt.Errorf("remoteauth: delete %s: nothing deleted: %w", s.name, err)
+	}
+	if err := s.deleteRemote(ctx); err != nil {
 		return fmt.Errorf("remoteauth: delete %s: %w", s.name, err)
 	}
 	if err := os.RemoveAll(s.profile); err != nil {

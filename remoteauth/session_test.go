@@ -133,6 +133,9 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	if res.Unchanged || res.Files != 7 || res.ArchiveSize == 0 || res.Attempts != 1 || res.Session != "RemoteAuth-test" {
 		t.Errorf("BackupResult = %+v", res)
 	}
+	if err := src.Close(t.Context()); err != nil { // releases the session lease for dst
+		t.Fatal(err)
+	}
 
 	dst := newSession(t, store, nil)
 	rr, err := dst.Restore(t.Context())
@@ -283,6 +286,9 @@ func TestRestoreFailuresLeaveProfileUntouched(t *testing.T) {
 	if _, err := src.Backup(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	if err := src.Close(t.Context()); err != nil { // releases the session lease
+		t.Fatal(err)
+	}
 	var good bytes.Buffer
 	if err := goodStore.Extract(t.Context(), src.Name(), &good); err != nil {
 		t.Fatal(err)
@@ -337,6 +343,9 @@ func TestRestoreReplacesLocalProfile(t *testing.T) {
 	src := newSession(t, store, nil)
 	writeTree(t, src.ProfileDir(), sampleProfile())
 	if _, err := src.Backup(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Close(t.Context()); err != nil { // releases the session lease for dst
 		t.Fatal(err)
 	}
 	dst := newSession(t, store, nil)

@@ -87,7 +87,8 @@ func TestBackupWhileBrowserWrites(t *testing.T) {
 	}()
 	check := func() {
 		t.Helper()
-		restored := newSession(t, store, nil)
+		// A reader beside the running instance, not a second instance: it takes no lease.
+		restored := newSession(t, store, &remoteauth.Options{ClientID: "test", Lease: remoteauth.LeaseOptions{Disabled: true}})
 		if _, err := restored.Restore(t.Context()); err != nil {
 			t.Fatal(err)
 		}

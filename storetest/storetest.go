@@ -63,6 +63,98 @@
 //	                               whole (compared by SHA-256).
 //	Large                          A 64 MiB archive, streamed by Save and hashed as Extract writes
 //	                               it, round trips. Skipped with -short.
+//	List                           Only for a store that implements remoteauth.Lister (skipped
+//	                               otherwise, and when List says errors.ErrUnsupported: a
+//	                               wrapper of a store that cannot list): an empty store lists
+//	                               nothing; List gives the saved
+//	                               sessions ("a", "a-b", "A", "RemoteAuth", "RemoteAuth-a", with
+//	                               an empty archive among them) sorted by name, once each, with
+//	                               their sizes and a save time that is zero or within a day of
+//	                               the test's clock; an overwrite shows the new size; a failed
+//	                               first Save lists nothing and a failed Save keeps the old
+//	                               entry; a deleted session is gone; a cancelled ctx gives an
+//	                               error wrapping context.Canceled.
+//
+// The History group runs only for a store that implements remoteauth.History (one store is made
+// to find out, and its Versions called once; the group is skipped when the type assertion fails
+// or Versions says errors.ErrUnsupported, as a wrapper of a store without History does). newStore must make stores with their default
+// options: the group expects remoteauth.DefaultKeep (2) archives kept per session.
+//
+//	History/Missing                Versions of a session without an archive is empty, and
+//	                               ExtractVersion wraps ErrNotFound, names the session and
+//	                               writes nothing.
+//	History/KeepsLast              After each of 5 Saves, Versions lists the last 2 archives,
+//	                               newest first, with their sizes; ExtractVersion writes each byte
+//	                               for byte and Extract the first; an archive keeps its ID as
+//	                               newer ones are saved; an evicted ID wraps ErrNotFound.
+//	History/Isolation              "a", "a-b", "A" and "RemoteAuth-a" each list their own
+//	                               archives; an ID of one is not found through another (unless it
+//	                               names that session's own archive); Delete of one leaves the
+//	                               others' histories whole.
+//	History/Delete                 Delete removes every kept archive: Versions is empty, every old
+//	                               ID wraps ErrNotFound, and a new Save starts a new history.
+//	History/SaveReaderError        A Save whose reader fails after 9 MiB neither adds nor evicts
+//	                               an archive: same IDs, same bytes; nothing for a new session.
+//	History/SaveCanceled           The same for a Save whose ctx is cancelled after 9 MiB.
+//	History/UnknownID              ExtractVersion of IDs the store never made ("", "0",
+//	                               "../<id>", "<id>0", 40 nines, …) wraps ErrNotFound, names the
+//	                               session and writes nothing.
+//	History/InvalidNames           Versions and ExtractVersion refuse invalid session names with
+//	                               ErrInvalidSession, writing nothing.
+//	History/CanceledContext        With a cancelled ctx, Versions and ExtractVersion return
+//	                               errors wrapping context.Canceled that name the session.
+//	History/Concurrent             12 Saves of one session from 4 goroutines, while 2 others list
+//	                               and extract: every listing holds at most 2 distinct IDs, every
+//	                               ExtractVersion writes a saved archive whole or wraps
+//	                               ErrNotFound having written nothing; in the end 2 distinct
+//	                               inputs are kept, whole, and Extract writes the first.
+//
+// The Lease group runs only for a store that implements remoteauth.Leaser (one store is made
+// and asked for a lease once; the group is skipped when the type assertion fails or
+// AcquireLease says errors.ErrUnsupported, as a wrapper of a store without leases does).
+// Leases that a test lets expire last 250 ms; waiting for their expiry polls for up to 2 minutes,
+// so that a slow machine fails nothing but a store whose leases never expire does.
+//
+//	Lease/Exclusive                A second AcquireLease of a leased session, by another owner or
+//	                               the same one, wraps ErrLeaseHeld and is a *LeaseHeldError
+//	                               naming the session, the holder and an expiry near now.
+//	Lease/Tokens                   Tokens rise with every grant, across Release, Lease.Delete and
+//	                               Store.Delete.
+//	Lease/Expiry                   Once a lease expires, another owner acquires the session with
+//	                               a higher token.
+//	Lease/Renew                    Renew moves the holder's expiry later; a lease of 2 s renewed
+//	                               after 1 s is still held after 2.5 s (checked only when the
+//	                               machine was quick enough for that to mean something).
+//	Lease/RenewAfterTakeover       Renew of a lease that expired and was taken over wraps
+//	                               ErrLeaseLost; its Release returns nil and ends nothing.
+//	Lease/Release                  After Release another owner acquires at once with a higher
+//	                               token; the released lease's Renew, Save and Delete wrap
+//	                               ErrLeaseLost and change nothing; a released lease stays lost
+//	                               even if no one took the session.
+//	Lease/StaleSave                The Save and Delete of a lease taken over wrap ErrLeaseLost,
+//	                               and the newer holder's archive stays byte for byte.
+//	Lease/StaleSaveInFlight        A Save that was reading when its lease expired and a newer
+//	                               holder saved wraps ErrLeaseLost when its reader ends: the token
+//	                               is checked when the archive is switched, not when Save starts.
+//	Lease/Delete                   Lease.Delete removes the archive (nil when missing) and keeps
+//	                               the lease.
+//	Lease/SaveFails                A Lease.Save whose reader fails or whose ctx is cancelled after
+//	                               9 MiB keeps the previous archive, and the lease stays good.
+//	Lease/Isolation                Leases of "a", "a-b", "A" and "RemoteAuth-a" are independent:
+//	                               "a" changing hands leaves the others held and writable.
+//	Lease/Concurrent               8 goroutines acquire one session at once, 3 rounds: exactly
+//	                               one wins each, the losers are told the winner's owner, the
+//	                               winner saves while another goroutine renews.
+//	Lease/InvalidArguments         Invalid session names wrap ErrInvalidSession; an empty, too
+//	                               long or non-UTF-8 owner and a ttl under MinStoreLeaseTTL are
+//	                               errors that grant nothing; an owner of MaxLeaseOwnerLen bytes
+//	                               is accepted.
+//	Lease/CanceledContext          With a cancelled ctx, AcquireLease grants nothing, and Renew,
+//	                               Save, Delete and Release return errors wrapping
+//	                               context.Canceled and change nothing.
+//
+// Sizes reported by List and Versions are compared with the archives' sizes, or with what
+// Options.StoredSize makes of them (RunWith).
 //
 // Archives are pseudo-random bytes from a seeded generator: the same on every run, and generated
 // while streaming, so the test never holds a large archive in memory. Extract is checked byte for
@@ -75,10 +167,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/wwebstore/wwebstore/remoteauth"
 )
@@ -89,11 +183,32 @@ import (
 // it releases what it made with t.Cleanup, and reports its own failures with t.Fatal. Subtests run
 // one after the other, so newStore need not be safe for concurrent use.
 func Run(t *testing.T, newStore func(t *testing.T) remoteauth.Store) {
-	for _, s := range subtests() {
+	RunWith(t, newStore, nil)
+}
+
+// Options adapt the suite to stores that change the archives they keep. The zero value (or nil)
+// is Run's.
+type Options struct {
+	// StoredSize returns the size that the store reports (SessionInfo.Size from List,
+	// ArchiveVersion.Size from Versions) for an archive of n bytes. nil means n itself. A store
+	// that wraps another and transforms what it saves sets it (encryptedstore reports the
+	// ciphertext's size); it must be a function of n alone.
+	StoredSize func(n int64) int64
+}
+
+// RunWith is Run with opts (nil: the defaults).
+func RunWith(t *testing.T, newStore func(t *testing.T) remoteauth.Store, opts *Options) {
+	size := func(n int64) int64 { return n }
+	if opts != nil && opts.StoredSize != nil {
+		size = opts.StoredSize
+	}
+	for _, s := range subtests(size) {
 		t.Run(s.name, func(t *testing.T) {
 			s.test(t, newStore(t))
 		})
 	}
+	runHistory(t, newStore, size)
+	runLease(t, newStore)
 }
 
 type subtest struct {
@@ -101,8 +216,9 @@ type subtest struct {
 	test func(t *testing.T, st remoteauth.Store)
 }
 
-// subtests lists the suite in the order of the package documentation.
-func subtests() []subtest {
+// subtests lists the suite in the order of the package documentation. size is
+// Options.StoredSize.
+func subtests(size func(int64) int64) []subtest {
 	list := []subtest{{"SessionExists", testSessionExists}}
 	for _, size := range []struct {
 		name string
@@ -148,6 +264,7 @@ func subtests() []subtest {
 		{"Concurrent/DistinctSessions", testConcurrentDistinctSessions},
 		{"Concurrent/ExtractDuringSave", testExtractDuringSave},
 		{"Large", testLarge},
+		{"List", func(t *testing.T, st remoteauth.Store) { testList(t, st, size) }},
 	}...)
 }
 
@@ -576,5 +693,86 @@ func checkError(t *testing.T, err, target error, what, session string) {
 		t.Errorf("%s: error %q, want one wrapping %q", what, err, target)
 	case !strings.Contains(err.Error(), session):
 		t.Errorf("%s: error %q does not name the session", what, err)
+	}
+}
+
+func testList(t *testing.T, st remoteauth.Store, size func(int64) int64) {
+	l, ok := st.(remoteauth.Lister)
+	if !ok {
+		t.Skipf("%T does not implement remoteauth.Lister", st)
+	}
+	if _, err := l.List(t.Context()); errors.Is(err, errors.ErrUnsupported) {
+		t.Skipf("%T implements remoteauth.Lister but its List says it cannot list (a wrapper of a store without Lister): %v", st, err)
+	}
+	checkList(t, l, nil, size)
+	sessions := map[string]content{
+		"a":            {seed: 20, size: 10},
+		"a-b":          {seed: 21, size: 0},
+		"A":            {seed: 22, size: kiB + 3},
+		"RemoteAuth":   {seed: 23, size: 300*kiB + 1},
+		"RemoteAuth-a": {seed: 24, size: 2*miB + 5},
+	}
+	for name, c := range sessions {
+		save(t, st, name, c)
+	}
+	want := map[string]int64{}
+	for name, c := range sessions {
+		want[name] = c.size
+	}
+	checkList(t, l, want, size)
+
+	save(t, st, "a", content{seed: 25, size: 77})
+	want["a"] = 77
+	failing := &failingReader{r: content{seed: 26, size: 2 * miB}.reader(), n: miB, err: errRead}
+	if err := st.Save(t.Context(), "RemoteAuth-new", failing); err == nil {
+		t.Fatal("Save with a failing reader returned nil")
+	}
+	failing = &failingReader{r: content{seed: 27, size: 2 * miB}.reader(), n: miB, err: errRead}
+	if err := st.Save(t.Context(), "A", failing); err == nil {
+		t.Fatal("Save with a failing reader returned nil")
+	}
+	del(t, st, "a-b")
+	delete(want, "a-b")
+	checkList(t, l, want, size)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := l.List(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("List with a cancelled ctx: %v, want an error wrapping context.Canceled", err)
+	}
+}
+
+// checkList checks that List reports exactly the sessions of want, with their sizes (as size
+// maps them), sorted by name, and that each is a session that exists.
+func checkList(t *testing.T, l remoteauth.Lister, want map[string]int64, size func(int64) int64) {
+	t.Helper()
+	before := time.Now()
+	got, err := l.List(t.Context())
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	var names []string
+	for name := range want {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var gotNames []string
+	for _, s := range got {
+		gotNames = append(gotNames, s.Name)
+	}
+	if !slices.Equal(gotNames, names) {
+		t.Fatalf("List = %q, want %q", gotNames, names)
+	}
+	for _, s := range got {
+		if w := size(want[s.Name]); s.Size != w {
+			t.Errorf("List: session %q has size %d, want %d (an archive of %d bytes)", s.Name, s.Size, w, want[s.Name])
+		}
+		// Not a timing assertion: a save time a day off means a wrong field or unit.
+		if !s.Saved.IsZero() && (s.Saved.Before(before.Add(-24*time.Hour)) || s.Saved.After(before.Add(24*time.Hour))) {
+			t.Errorf("List: session %q was saved at %v, more than a day from now (%v)", s.Name, s.Saved, before)
+		}
+		if st, ok := l.(remoteauth.Store); ok {
+			checkExists(t, st, s.Name, true)
+		}
 	}
 }

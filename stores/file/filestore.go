@@ -15,8 +15,10 @@
 // Escaped, a name of remoteauth.MaxSessionNameLen characters stays within the 255 bytes that file
 // systems allow in a file name.
 //
-// The directory holds nothing else, apart from the temporary files of Saves in progress (see
-// below). It should belong to the store alone.
+// The archives kept before the current one (see History, below) are in the directory
+// <dir>/<name>.history, and the session's leases (see Leases) in <dir>/<name>.lease. The
+// directory holds nothing else, apart from the temporary files of
+// Saves in progress (see below). It should belong to the store alone.
 //
 // # Saving
 //
@@ -34,6 +36,62 @@
 // running, in this process or another one sharing the directory, keeps its file's modification
 // time fresh as it writes, so it is left alone.
 //
+// # History
+//
+// A Store implements [remoteauth.History]: it keeps the last [Options.Keep] archives of each
+// session (remoteauth.DefaultKeep, 2, by default: the current one and the one before). The
+// current archive stays <name>.zip, so archives written before filestore kept history are read
+// as they are. The older ones are files <name>.history/<id>.zip, where <id> is 19 decimal digits:
+// nanoseconds since 1970 (UTC). The current archive's ID is the later of its modification time
+// and one nanosecond after the newest kept ID; a Save that replaces it first hard-links it into
+// the history directory under that ID (no copy, no extra space), then renames the new archive
+// over <name>.zip, then removes the kept files beyond Keep. Each kept archive takes its size on
+// disk, and keeping more than one needs hard links: New checks that the file system supports
+// them. With Keep 1, a Save removes the history directory. Changing a current archive's
+// modification time by hand (touch) changes its ID.
+//
+// No step loses an archive that Keep says to keep. A process that dies after the link and before
+// the rename leaves the current archive with an entry that is the same file: it is listed once,
+// under that entry's ID. One that dies after the rename leaves files beyond Keep: they are not
+// listed, and the next Save removes them. Delete removes <name>.zip, then the history directory;
+// a history directory without <name>.zip (a Delete that died half-way) is never listed, and
+// the next Save of the session removes it before anything else, so that a deleted session's
+// archives never come back. A failed Save removes nothing. Within a process, Saves, Deletes and
+// listings of a session are serialised around these steps; processes sharing a directory are
+// not coordinated, so two of them saving one session at once may keep one archive fewer.
+//
+// # Leases
+//
+// A Store implements [remoteauth.Leaser], for processes on one host or on hosts sharing the
+// directory over NFS. Each grant is a token file <dir>/<name>.lease/<token>, where <token> is
+// the lease's token in 20 decimal digits, holding the owner and the expiry (JSON). A grant
+// creates the file of the next token with O_EXCL, so that of the processes that try to grant
+// one token, exactly one succeeds, on a local file system and on NFS version 3 or later; the
+// others find the newer token and report it held. The newest token file is the session's
+// token counter: the older ones are removed, and none is removed by Delete, so that tokens
+// never go back (removing a lease directory by hand while a process holds a lease would let a
+// later grant reuse its token). Renew and Release write a temporary file ("." + name +
+// ".tmp-…", like a Save's) and rename it over the token file. A token file that stays
+// unreadable (its creator died before writing it) counts as live for [UnwrittenLeaseAge] from
+// its modification time.
+//
+// The fenced Save of a lease is Save with one more step: just before the rename that makes the
+// new archive current, under the session's lock, it checks that the lease's token file is
+// still the newest and not released; Lease.Delete checks the same before it removes anything.
+// Through one Store value that is atomic: its grants take the same lock. Across processes (and
+// across Store values opened on one directory, which share no lock) it is not, because a file system offers no compare-and-rename: a newer lease
+// granted by another process between the check and the rename (microseconds, unless the
+// process is paused exactly there) does not stop the rename. That needs the holder to be
+// paused past its expiry at that point, and the new holder to have saved within the pause;
+// then the stale archive replaces the newer one, and the new holder's next backup replaces it
+// in turn. Renew has the same window: it may report success once for a lease superseded a
+// moment before, and its next Renew or Save reports ErrLeaseLost.
+//
+// Expiry is measured by the clock of each process's host: hosts sharing a directory over NFS
+// must keep their clocks synchronised (NTP), and should mount it with lookupcache=none (or
+// actimeo=0), or a host may see another host's newer token file only once its attribute
+// cache expires; the server still refuses a second grant of one token.
+//
 // # URLs
 //
 // Importing filestore registers the "file" scheme with [remoteauth.OpenStore]. The URL names the
@@ -45,8 +103,9 @@
 //	file://./sessions              sessions, relative to the working directory
 //	file:sessions                  the same
 //
-// Percent-escapes are decoded. The directory is created if need be, and the store has the
-// default options: query parameters are not supported.
+// Percent-escapes are decoded. The directory is created if need be. The one query parameter is
+// keep=N (Options.Keep), as in file:///var/lib/wwebstore?keep=3; the other options take their
+// defaults.
 package filestore
 
 import (
@@ -59,7 +118,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wwebstore/wwebstore/remoteauth"
@@ -81,15 +143,32 @@ type Options struct {
 	// an interrupted Save to be abandoned, and removes it. Zero means DefaultStaleTempAge; a
 	// negative value makes New leave temporary files alone.
 	StaleTempAge time.Duration
+
+	// Keep is how many archives of each session the store keeps, the current one included (see
+	// remoteauth.History and the package documentation). Zero means remoteauth.DefaultKeep (2);
+	// 1 keeps no history (and removes the history a Save finds); any positive number is allowed.
+	// Keeping more than one needs hard links, and each kept archive takes its size on disk.
+	Keep int
 }
 
 // Store is a remoteauth.Store that keeps archives as files in a directory. It is safe for
 // concurrent use, and several processes may share a directory (the last Save of a session wins).
+// It implements remoteauth.History and remoteauth.Leaser.
 type Store struct {
-	dir string // absolute
+	dir  string // absolute
+	keep int    // archives kept per session, at least 1
+	// locks serialise, within this process, the steps of Save and Delete that change a
+	// session's files, and let Versions and ExtractVersion see those files between two such
+	// steps. Sessions share them by a hash of their names.
+	locks [64]sync.RWMutex
 }
 
-var _ remoteauth.Store = (*Store)(nil)
+var (
+	_ remoteauth.Store   = (*Store)(nil)
+	_ remoteauth.Lister  = (*Store)(nil)
+	_ remoteauth.History = (*Store)(nil)
+	_ remoteauth.Leaser  = (*Store)(nil)
+)
 
 // New returns a Store that keeps archives in dir, creating dir (and its parents) with mode 0700
 // if it does not exist. A relative dir is resolved against the working directory of the call. A
@@ -97,7 +176,9 @@ var _ remoteauth.Store = (*Store)(nil)
 //
 // New removes the stale temporary files of interrupted Saves (see Options.StaleTempAge). Failing
 // to remove one is not an error, since a leftover file does not affect the store; failing to read
-// dir is.
+// dir is. With Options.Keep above 1 (the default), New checks that dir's file system supports
+// hard links, and returns an error saying to set Keep to 1 if it does not; a negative Keep is an
+// error.
 func New(dir string, opts *Options) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("filestore: no directory given")
@@ -113,13 +194,41 @@ func New(dir string, opts *Options) (*Store, error) {
 	if opts != nil && opts.StaleTempAge != 0 {
 		staleAge = opts.StaleTempAge
 	}
-	s := &Store{dir: abs}
+	s := &Store{dir: abs, keep: remoteauth.DefaultKeep}
+	if opts != nil && opts.Keep != 0 {
+		if opts.Keep < 0 {
+			return nil, fmt.Errorf("filestore: Options.Keep is %d; want 1 or more (0 means the default, %d)", opts.Keep, remoteauth.DefaultKeep)
+		}
+		s.keep = opts.Keep
+	}
 	if staleAge > 0 {
 		if err := s.removeStaleTemps(time.Now().Add(-staleAge)); err != nil {
 			return nil, fmt.Errorf("filestore: %w", err)
 		}
 	}
+	if s.keep > 1 {
+		if err := checkHardLinks(abs); err != nil {
+			return nil, fmt.Errorf("filestore: %s: keeping %d archives per session needs hard links, which this file system refused (%w); set Options.Keep to 1 (\"?keep=1\" in a URL) to keep no history", abs, s.keep, err)
+		}
+	}
 	return s, nil
+}
+
+// checkHardLinks reports an error if dir's file system refuses hard links. If it cannot even
+// create a file there, it reports nothing: Saves will fail with that error, and a store opened
+// only to read may live in a read-only directory.
+func checkHardLinks(dir string) error {
+	f, err := os.CreateTemp(dir, ".link-check"+tempMarker+"*")
+	if err != nil {
+		return nil
+	}
+	name := f.Name()
+	f.Close()
+	defer os.Remove(name)
+	if err := os.Link(name, name+"-link"); err != nil {
+		return err
+	}
+	return os.Remove(name + "-link")
 }
 
 // SessionExists reports whether session has an archive. If the store's directory itself is
@@ -151,17 +260,15 @@ func (s *Store) Save(ctx context.Context, session string, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	if err := s.replace(ctx, path, r); err != nil {
-		return opError("save", session, err)
-	}
-	if err := syncDir(s.dir); err != nil {
+	if err := s.replace(ctx, session, path, r, nil); err != nil {
 		return opError("save", session, err)
 	}
 	return nil
 }
 
-// replace writes r to a new temporary file and renames it to path.
-func (s *Store) replace(ctx context.Context, path string, r io.Reader) (err error) {
+// replace writes r to a new temporary file and commits it as session's archive at path. A
+// non-nil fence is checked by commit just before the switch (see lease.go).
+func (s *Store) replace(ctx context.Context, session, path string, r io.Reader, fence func() error) (err error) {
 	f, err := os.CreateTemp(s.dir, tempPattern(filepath.Base(path)))
 	if err != nil {
 		return err
@@ -187,7 +294,7 @@ func (s *Store) replace(ctx context.Context, path string, r io.Reader) (err erro
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), path)
+	return s.commit(session, f.Name(), path, fence)
 }
 
 // Extract writes session's archive to w, checking ctx between reads. For a session without an
@@ -216,23 +323,49 @@ func (s *Store) Extract(ctx context.Context, session string, w io.Writer) error 
 	return nil
 }
 
-// Delete removes session's archive. Deleting a session without an archive returns nil.
+// Delete removes session's archive, then its history directory with the archives kept before
+// it. Deleting a session without an archive returns nil.
 func (s *Store) Delete(ctx context.Context, session string) error {
 	path, err := s.begin(ctx, "delete", session)
 	if err != nil {
 		return err
 	}
-	err = os.Remove(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err == nil {
-		err = syncDir(s.dir)
-	}
-	if err != nil {
+	if err := s.remove(session, path, nil); err != nil {
 		return opError("delete", session, err)
 	}
 	return nil
+}
+
+// List returns the sessions that have an archive, sorted by name, with the sizes and
+// modification times of their archive files. It reads the store's directory once; temporary files
+// of Saves in progress and files that are not archives of valid session names are skipped. It
+// implements remoteauth.Lister.
+func (s *Store) List(ctx context.Context) ([]remoteauth.SessionInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("filestore: list sessions: %w", err)
+	}
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("filestore: list sessions: %w", err)
+	}
+	var list []remoteauth.SessionInfo
+	for _, e := range entries {
+		session, ok := sessionName(e.Name())
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted since ReadDir
+		}
+		if err != nil {
+			return nil, fmt.Errorf("filestore: list sessions: %w", err)
+		}
+		list = append(list, remoteauth.SessionInfo{Name: session, Size: fi.Size(), Saved: fi.ModTime()})
+	}
+	// ReadDir sorts by file name; the escapes change that order.
+	slices.SortFunc(list, func(a, b remoteauth.SessionInfo) int { return strings.Compare(a.Name, b.Name) })
+	return list, nil
 }
 
 // begin checks the arguments common to every method, the session name and then ctx, and returns
@@ -281,6 +414,20 @@ func fileName(session string) string {
 	}
 	b.WriteString(ext)
 	return b.String()
+}
+
+// sessionName returns the session whose archive file is named name, and false if name is not the
+// archive file of a valid session name (fileName(session) == name).
+func sessionName(name string) (string, bool) {
+	base, ok := strings.CutSuffix(name, ext)
+	if !ok {
+		return "", false
+	}
+	session := strings.ReplaceAll(base, "+", "")
+	if remoteauth.ValidateSessionName(session) != nil || fileName(session) != name {
+		return "", false
+	}
+	return session, true
 }
 
 // tempMarker is what the name of every temporary file contains, after a leading '.'.
@@ -342,12 +489,36 @@ func openURL(_ context.Context, u *url.URL) (remoteauth.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(dir, nil)
+	opts, err := optionsFromURL(u)
+	if err != nil {
+		return nil, err
+	}
+	return New(dir, opts)
+}
+
+// optionsFromURL reads the query parameters of a "file" URL: keep=N sets Options.Keep.
+func optionsFromURL(u *url.URL) (*Options, error) {
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("filestore: URL %q: %w", u.Redacted(), err)
+	}
+	var opts Options
+	for key, values := range q {
+		if key != "keep" {
+			return nil, fmt.Errorf("filestore: URL %q: unknown query parameter %q (the only one is keep)", u.Redacted(), key)
+		}
+		n, err := strconv.Atoi(values[len(values)-1])
+		if len(values) > 1 || err != nil || n < 1 {
+			return nil, fmt.Errorf("filestore: URL %q: keep=%s: want one keep=N with N the number of archives kept per session, 1 or more", u.Redacted(), strings.Join(values, ","))
+		}
+		opts.Keep = n
+	}
+	return &opts, nil
 }
 
 func dirFromURL(u *url.URL) (string, error) {
-	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
-		return "", fmt.Errorf("filestore: URL %q: query parameters and fragments are not supported", u.Redacted())
+	if u.ForceQuery || u.Fragment != "" {
+		return "", fmt.Errorf("filestore: URL %q: fragments and empty queries are not supported", u.Redacted())
 	}
 	var dir string
 	switch {

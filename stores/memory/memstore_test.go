@@ -108,3 +108,44 @@ func Example_openStore() {
 	fmt.Println(ok, err)
 	// Output: false <nil>
 }
+
+func TestKeep(t *testing.T) {
+	ctx := t.Context()
+	saved := []string{"v1", "v2", "v3", "v4"}
+	for _, keep := range []int{0, 1, 2, 3, 6} {
+		st, err := memstore.NewWithOptions(&memstore.Options{Keep: keep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range saved {
+			if err := st.Save(ctx, "a", strings.NewReader(s)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n := keep
+		if n == 0 {
+			n = remoteauth.DefaultKeep
+		}
+		var want, got []string
+		for i := len(saved) - 1; i >= max(0, len(saved)-n); i-- {
+			want = append(want, saved[i])
+		}
+		list, err := st.Versions(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range list {
+			var buf bytes.Buffer
+			if err := st.ExtractVersion(ctx, "a", v.ID, &buf); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, buf.String())
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("Keep %d: Versions = %q, want %q", keep, got, want)
+		}
+	}
+	if _, err := memstore.NewWithOptions(&memstore.Options{Keep: -1}); err == nil || !strings.Contains(err.Error(), "Keep") {
+		t.Errorf("NewWithOptions with Keep -1: %v, want an error naming Keep", err)
+	}
+}
