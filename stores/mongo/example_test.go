@@ -31,3 +31,24 @@ func ExampleBucketPattern() {
 	// Or a bucket per session with another prefix.
 	_ = &mongostore.Options{BucketName: mongostore.BucketPattern("myapp-{session}")}
 }
+
+func ExampleStore_Versions() {
+	ctx := context.Background()
+	client, err := mongo.Connect(options.Client().ApplyURI("mongodb://localhost:27017"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Disconnect(ctx)
+	// Keep the archive and the two before it ("?keep=3" in a URL).
+	st, err := mongostore.New(ctx, client.Database("whatsapp"), &mongostore.Options{Keep: 3})
+	if err != nil {
+		log.Fatal(err)
+	}
+	versions, err := st.Versions(ctx, "RemoteAuth-alice")
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, v := range versions { // newest first; the IDs are the revisions' ObjectIDs
+		log.Printf("%s: %d bytes saved at %v", v.ID, v.Size, v.Saved)
+	}
+}

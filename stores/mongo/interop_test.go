@@ -105,10 +105,13 @@ func TestInteropWwebjsMongo(t *testing.T) {
 		t.Fatal("Extract does not give what wwebjs-mongo saved over the store's archive")
 	}
 	d := pattern(4, 2000)
-	save(t, st, session, d) // retires c; with a 1 ns retired grace, deletes b's retired revision
-	save(t, st, session, d) // and this one c's
+	save(t, st, session, d) // retires c; b is now beyond Keep (2) and, with a 1 ns grace, deleted by the next Save
+	save(t, st, session, d) // retires the first d; keeps it and c
 	if !bytes.Equal(jsExtract(), d) {
 		t.Fatal("wwebjs-mongo extract does not give the newest archive")
+	}
+	if kept, _ := versions(t, st, session); len(kept) != 2 || !bytes.Equal(kept[1], d) {
+		t.Errorf("Versions after the store's Saves lists %d archives, want the two d", len(kept))
 	}
 
 	if err := st.Delete(t.Context(), session); err != nil {
@@ -121,5 +124,24 @@ func TestInteropWwebjsMongo(t *testing.T) {
 	js("delete", session)
 	if ok, err := st.SessionExists(t.Context(), session); err != nil || ok {
 		t.Errorf("SessionExists after wwebjs-mongo deleted = %v, %v", ok, err)
+	}
+
+	// The caveat of the README: wwebjs-mongo's delete leaves the kept (retired) revisions, and
+	// its sessionExists counts them; the store does not list them, and its next Save deletes
+	// them rather than keeping them as the new archive's history.
+	save(t, st, session, b)
+	save(t, st, session, c)
+	js("delete", session)
+	if got := js("exists", session); got != "true" {
+		t.Errorf("wwebjs-mongo sessionExists after its delete, with a kept revision left = %s; the README's caveat says true", got)
+	}
+	if ok, err := st.SessionExists(t.Context(), session); err != nil || ok {
+		t.Errorf("SessionExists after wwebjs-mongo deleted the archive = %v, %v; want false", ok, err)
+	}
+	checkVersionsEqual(t, st, session)
+	save(t, st, session, d)
+	checkVersionsEqual(t, st, session, d)
+	if got := js("exists", session); got != "true" || !bytes.Equal(jsExtract(), d) {
+		t.Errorf("wwebjs-mongo after the next Save: sessionExists %s, and its extract differs", got)
 	}
 }

@@ -39,19 +39,46 @@
 // After its upload, Save retires every older revision of the session (not only the oldest, as
 // wwebjs-mongo does): it renames their files documents to "<session>.zip.retired", which
 // wwebjs-mongo, looking files up by name, no longer sees, and records when
-// (metadata.wwebstoreRetiredAt). A retired revision stays readable for the Extracts that had
-// already chosen it, and is deleted, files document then chunks, by a Save of the session once
-// it has been retired for longer than [Options.RetiredGracePeriod] (1 min). So at most one
-// revision is named "<session>.zip" between Saves, and an Extract racing Saves returns one
-// archive, whole.
+// (metadata.wwebstoreRetiredAt). So at most one revision is named "<session>.zip" between
+// Saves, and it is the archive.
 //
 // Concurrent Saves of a session, in one process or several, all succeed: each retires the
 // revisions older than its own, by (uploadDate, _id). uploadDate has millisecond precision, so
 // two uploads that finish in the same millisecond are ordered by their ObjectIDs; the newest
-// wins, whole, and exactly one revision remains named "<session>.zip".
+// wins, whole, and exactly one revision remains named "<session>.zip". All of them are kept as
+// history in that order (the order in which their files documents were written, by the clocks
+// of their processes), up to Keep.
 //
 // Save creates the indexes of the GridFS specification (files {filename, uploadDate}, unique
 // chunks {files_id, n}) once per bucket, as GridFS drivers do before writing.
+//
+// # History
+//
+// Retired revisions are the session's history: a Store implements [remoteauth.History] and
+// keeps the last [Options.Keep] archives of each session (remoteauth.DefaultKeep, 2, by
+// default: the archive and the one before it). Versions lists the archive and then the newest
+// Keep-1 revisions older than it, by (uploadDate, _id); an archive's ID is its ObjectID in hex,
+// which does not change when it is retired. A revision beyond Keep is evicted: no longer listed
+// nor extracted by ExtractVersion, at once; its documents are deleted, files document then
+// chunks, by a Save of the session once it has been evicted for longer than
+// [Options.RetiredGracePeriod] (1 min), counted from the uploadDate of the revision whose Save
+// evicted it, so that an Extract or ExtractVersion that had already chosen it finishes it
+// whole. Between Saves, a bucket therefore holds the Keep kept revisions, and those evicted
+// within the grace period (about one with the session engine's interval of at least a minute).
+// With Keep 1 there is no history: a Save deletes the retired revisions after the grace period,
+// as this package always did. A failed Save neither adds a revision (its files document is
+// never written) nor evicts one (eviction follows an upload). Delete removes every revision.
+//
+// Data written before History existed needs no migration: the retired revisions that it still
+// holds (an older mongostore deleted them a minute after their retirement) are the history,
+// kept as above. A process running an older mongostore deletes retired revisions one minute after
+// their retirement, whatever Keep says: upgrade every process that saves to a bucket.
+//
+// Retired revisions that are newer than the archive, or of a session without an archive, are
+// what a deletion of the archive left: wwebjs-mongo's delete, which deletes "<session>.zip"
+// only, or a Delete that was cut short (Delete deletes the archive first). Versions does not
+// list them, and a Save deletes them, so that they never become the history of the session's
+// next archive.
 //
 // # Extract, SessionExists, Delete
 //
@@ -60,7 +87,8 @@
 // (a mismatch wraps [remoteauth.ErrCorruptArchive]). A missing session is an error wrapping
 // [remoteauth.ErrNotFound], with nothing written. SessionExists counts the revisions named
 // "<session>.zip". Delete deletes every revision of the session, current and retired (files
-// document first, then chunks), and the bucket's orphan chunks older than the grace period.
+// document first, then chunks; the archive before the retired revisions), and the bucket's
+// orphan chunks older than the grace period.
 //
 // # Memory
 //
@@ -81,6 +109,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -97,7 +127,8 @@ const (
 	DefaultChunkSize = 255 << 10
 	// DefaultGracePeriod is how long orphan chunks of failed uploads are kept.
 	DefaultGracePeriod = time.Hour
-	// DefaultRetiredGracePeriod is how long retired revisions are kept.
+	// DefaultRetiredGracePeriod is how long revisions evicted from the history (beyond
+	// Options.Keep) stay in the bucket before a Save deletes them.
 	DefaultRetiredGracePeriod = time.Minute
 	// MaxChunkSize keeps a chunk document well under MongoDB's 16 MiB document limit.
 	MaxChunkSize = 15 << 20
@@ -117,11 +148,17 @@ type Options struct {
 	// upload, are kept before a Save deletes them: longer than the longest Save.
 	// DefaultGracePeriod (1 h) by default.
 	GracePeriod time.Duration
-	// RetiredGracePeriod is how long a revision that a newer one replaced is kept, counted from
-	// its retirement, before a Save deletes it: longer than the longest Extract that may race
-	// two Saves. DefaultRetiredGracePeriod (1 min) by default: with the session engine's
-	// interval of at least a minute, a bucket holds the archive and about one retired revision.
+	// RetiredGracePeriod is how long a revision that is no longer kept (beyond Keep) stays in
+	// the bucket, counted from the Save that evicted it, before a Save deletes it: longer than
+	// the longest Extract or ExtractVersion that may race Saves. DefaultRetiredGracePeriod
+	// (1 min) by default.
 	RetiredGracePeriod time.Duration
+	// Keep is how many archives of each session the store keeps, the current one included (see
+	// remoteauth.History and the package documentation): remoteauth.DefaultKeep (2) when 0;
+	// 1 keeps no history; any positive number is allowed, negative ones are an error. Each kept
+	// archive takes its size in the bucket, and Versions, ExtractVersion and every Save read
+	// the files documents (not the chunks) of the kept revisions.
+	Keep int
 }
 
 // DefaultBucketName is the bucket name of wwebjs-mongo: "whatsapp-<session>".
@@ -134,12 +171,17 @@ type Store struct {
 	chunkSize  int32
 	grace      time.Duration
 	retGrace   time.Duration
+	keep       int
 	client     *mongo.Client // set when the Store owns it (OpenStore)
 	indexed    sync.Map      // bucket name → struct{}: its GridFS indexes exist
 	collected  sync.Map      // bucket name → time.Time: when a Save last looked for orphans
 }
 
-var _ remoteauth.Store = (*Store)(nil)
+var (
+	_ remoteauth.Store   = (*Store)(nil)
+	_ remoteauth.Lister  = (*Store)(nil)
+	_ remoteauth.History = (*Store)(nil)
+)
 
 // New returns a Store that keeps archives in db. It checks the options and pings the server.
 func New(ctx context.Context, db *mongo.Database, opts *Options) (*Store, error) {
@@ -168,11 +210,17 @@ func New(ctx context.Context, db *mongo.Database, opts *Options) (*Store, error)
 	if o.GracePeriod < 0 || o.RetiredGracePeriod < 0 {
 		return nil, fmt.Errorf("mongostore: negative grace period %v or %v", o.GracePeriod, o.RetiredGracePeriod)
 	}
+	if o.Keep == 0 {
+		o.Keep = remoteauth.DefaultKeep
+	}
+	if o.Keep < 0 {
+		return nil, fmt.Errorf("mongostore: Options.Keep is %d; want 1 or more (0 means the default, %d)", o.Keep, remoteauth.DefaultKeep)
+	}
 	if err := db.Client().Ping(ctx, nil); err != nil {
 		return nil, fmt.Errorf("mongostore: ping: %w", err)
 	}
 	return &Store{db: db, bucketName: o.BucketName, chunkSize: int32(o.ChunkSize), grace: o.GracePeriod,
-		retGrace: o.RetiredGracePeriod}, nil
+		retGrace: o.RetiredGracePeriod, keep: o.Keep}, nil
 }
 
 // Close disconnects the client if the Store owns it (one that [remoteauth.OpenStore] opened);
@@ -239,6 +287,55 @@ func (s *Store) SessionExists(ctx context.Context, session string) (bool, error)
 		return false, wrap("look up", session, err)
 	}
 	return n > 0, nil
+}
+
+// List returns the sessions that have an archive, sorted by name, with the length and upload
+// date of their newest revisions. It lists the database's collections; in each GridFS files
+// collection ("<bucket>.files") it finds the distinct file names "<session>.zip" and keeps the
+// sessions whose bucket, by Options.BucketName, is that one, so that buckets of other
+// applications and other stores' sessions are not listed; then it reads the newest revision of
+// each session, as Extract would. It makes one query per bucket and one per session. It
+// implements remoteauth.Lister.
+func (s *Store) List(ctx context.Context) ([]remoteauth.SessionInfo, error) {
+	fail := func(err error) ([]remoteauth.SessionInfo, error) {
+		return nil, fmt.Errorf("mongostore: list sessions in database %q: %w", s.db.Name(), err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	colls, err := s.db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return fail(err)
+	}
+	var list []remoteauth.SessionInfo
+	for _, coll := range colls {
+		name, ok := strings.CutSuffix(coll, ".files")
+		if !ok {
+			continue
+		}
+		bk := &bucket{name: name, files: s.db.Collection(coll), chunks: s.db.Collection(name + ".chunks")}
+		var filenames []any // foreign files documents may hold names of any type
+		if err := bk.files.Distinct(ctx, "filename", bson.D{}).Decode(&filenames); err != nil {
+			return fail(fmt.Errorf("collection %q: distinct file names: %w", coll, err))
+		}
+		for _, f := range filenames {
+			fn, _ := f.(string)
+			session, ok := strings.CutSuffix(fn, ".zip")
+			if !ok || remoteauth.ValidateSessionName(session) != nil || s.bucketName(session) != name {
+				continue
+			}
+			d, err := newest(ctx, bk, session)
+			if errors.Is(err, mongo.ErrNoDocuments) {
+				continue // deleted since Distinct
+			}
+			if err != nil {
+				return fail(fmt.Errorf("session %q: %w", session, err))
+			}
+			list = append(list, remoteauth.SessionInfo{Name: session, Size: d.Length, Saved: d.UploadDate.Time()})
+		}
+	}
+	slices.SortFunc(list, func(a, b remoteauth.SessionInfo) int { return strings.Compare(a.Name, b.Name) })
+	return list, nil
 }
 
 // newest returns the _id of the session's newest revision, or mongo.ErrNoDocuments.
@@ -483,25 +580,12 @@ func (s *Store) ensureIndexes(ctx context.Context, bk *bucket) error {
 	return nil
 }
 
-// collect deletes the session's revisions retired longer than the retired grace period ago, and
-// the bucket's orphan chunks older than the grace period.
+// collect deletes the session's revisions that are no longer kept (see evict), and the
+// bucket's orphan chunks older than the grace period.
 func (s *Store) collect(ctx context.Context, bk *bucket, session string) error {
 	cutoff := time.Now().Add(-s.grace)
-	cur, err := bk.files.Find(ctx, bson.D{
-		{Key: "filename", Value: retiredName(session)},
-		{Key: retiredAtField, Value: bson.D{{Key: "$lt", Value: bson.NewDateTimeFromTime(time.Now().Add(-s.retGrace))}}},
-	}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
-	if err != nil {
-		return fmt.Errorf("finding retired revisions: %w", err)
-	}
-	var retired []fileDoc
-	if err := cur.All(ctx, &retired); err != nil {
-		return fmt.Errorf("finding retired revisions: %w", err)
-	}
-	for _, d := range retired {
-		if err := deleteFile(ctx, bk, d.ID); err != nil {
-			return fmt.Errorf("deleting retired revision %s: %w", d.ID.Hex(), err)
-		}
+	if err := s.evict(ctx, bk, session); err != nil {
+		return err
 	}
 	// Looking for orphans reads the chunks collection's index (all of the collection on
 	// servers without index-only queries, such as FerretDB), so a Store does it on its first
@@ -558,8 +642,9 @@ func deleteOrphans(ctx context.Context, bk *bucket, cutoff time.Time) error {
 	return nil
 }
 
-// Delete deletes every revision of the session, current and retired, and the bucket's orphan
-// chunks older than the grace period. Deleting a missing session returns nil.
+// Delete deletes every revision of the session, current and retired (the archive first, so that
+// a Delete cut short leaves no archive, only retired revisions that the next Save deletes), and
+// the bucket's orphan chunks older than the grace period. Deleting a missing session returns nil.
 func (s *Store) Delete(ctx context.Context, session string) error {
 	bk, err := s.open("delete", session)
 	if err != nil {
@@ -568,17 +653,21 @@ func (s *Store) Delete(ctx context.Context, session string) error {
 	if err := ctx.Err(); err != nil {
 		return wrap("delete", session, err)
 	}
+	// The archive first, so that a Delete cut short leaves retired revisions only, which
+	// Versions does not list and the next Save deletes.
 	cur, err := bk.files.Find(ctx, bson.D{{Key: "filename", Value: bson.D{{Key: "$in", Value: bson.A{FileName(session), retiredName(session)}}}}},
-		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "filename", Value: 1}}).SetSort(bson.D{{Key: "filename", Value: 1}}))
 	if err != nil {
 		return wrap("delete", session, err)
 	}
-	var docs []bson.D
+	var docs []struct {
+		ID any `bson:"_id"`
+	}
 	if err := cur.All(ctx, &docs); err != nil {
 		return wrap("delete", session, err)
 	}
 	for _, d := range docs {
-		if err := deleteFile(ctx, bk, d[0].Value); err != nil {
+		if err := deleteFile(ctx, bk, d.ID); err != nil {
 			return wrap("delete", session, err)
 		}
 	}

@@ -144,11 +144,12 @@ func TestLayout(t *testing.T) {
 
 // TestReadsForeignRevisions: revisions written by another GridFS client (as wwebjs-mongo does:
 // uploadFromStream into the bucket, several revisions) are read, newest first, and a Save
-// retires all of them, not only the oldest.
+// retires all of them, not only the oldest. With Keep 1 (no history) and a grace period of
+// 1 ns, each Save deletes the revisions that the Save before it retired.
 func TestReadsForeignRevisions(t *testing.T) {
 	c := newClient(t, serverURI(t))
 	db := testDB(t, c)
-	st := newStore(t, db, &mongostore.Options{RetiredGracePeriod: time.Nanosecond})
+	st := newStore(t, db, &mongostore.Options{RetiredGracePeriod: time.Nanosecond, Keep: 1})
 	const session = "RemoteAuth-node"
 	b := db.GridFSBucket(options.GridFSBucket().SetName("whatsapp-" + session))
 	var last []byte
@@ -171,7 +172,7 @@ func TestReadsForeignRevisions(t *testing.T) {
 	if docs := findAll[filesDoc](t, files, bson.D{{Key: "filename", Value: session + ".zip"}}, nil); len(docs) != 1 {
 		t.Errorf("%d revisions named %s.zip after a Save, want 1", len(docs), session)
 	}
-	// With a retired grace period of 1 ns, the next Save deletes the retired revisions.
+	// With Keep 1 and a retired grace period of 1 ns, the next Save deletes the retired revisions.
 	save(t, st, session, next)
 	if docs := findAll[filesDoc](t, files, bson.D{}, nil); len(docs) != 2 {
 		t.Errorf("%d files documents, want the current one and the one just retired", len(docs))

@@ -1,8 +1,8 @@
 package mongostore_test
 
-// Real MongoDB-wire servers for the tests: the one WWEBSTORE_MONGO_URL names, or a container
-// started by testcontainers-go from WWEBSTORE_MONGO_IMAGE (default mongo:8; FerretDB images on
-// machines without MongoDB). Each test gets a database of its own, dropped when it ends.
+// Real MongoDB-wire servers for the tests: the one that internal/testservers shares among the
+// tests of the binary (WWEBSTORE_MONGO_URL's, or a container: mongo:8, or FerretDB on machines
+// without MongoDB). Each test gets a database of its own, dropped when it ends.
 
 import (
 	"bytes"
@@ -10,129 +10,27 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/testcontainers/testcontainers-go"
-	"github.com/testcontainers/testcontainers-go/wait"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/wwebstore/wwebstore/internal/testenv"
+	"github.com/wwebstore/wwebstore/internal/testservers"
 	mongostore "github.com/wwebstore/wwebstore/stores/mongo"
 )
 
-const (
-	envURL       = "WWEBSTORE_MONGO_URL"
-	envImage     = "WWEBSTORE_MONGO_IMAGE"
-	defaultImage = "mongo:8"
-)
+func TestMain(m *testing.M) { testservers.Main(m) }
 
-const howToRun = "run scripts/test stores/mongo (it sets up a container engine and image), or set " + envURL +
-	"=mongodb://127.0.0.1:27017/ to test against a server of yours (each test uses and drops a database wwebstore_test_…)"
-
-func image() string {
-	if img := os.Getenv(envImage); img != "" {
-		return img
-	}
-	return defaultImage
-}
-
-var engine struct {
-	once sync.Once
-	err  error
-}
-
-// engineErr reports whether a container engine answers, checking once per test binary.
-func engineErr() error {
-	engine.once.Do(func() {
-		defer func() {
-			if r := recover(); r != nil { // testcontainers panics on some broken setups
-				engine.err = fmt.Errorf("%v", r)
-			}
-		}()
-		p, err := testcontainers.ProviderDefault.GetProvider()
-		if err != nil {
-			engine.err = err
-			return
-		}
-		defer p.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		engine.err = p.Health(ctx)
-	})
-	return engine.err
-}
-
-// shared is the container that the tests of one binary share (each with its own database).
-var shared struct {
-	mu  sync.Mutex
-	uri string
-	ctr testcontainers.Container
-}
-
-// serverURI returns the connection string of a real server, without a database: the
-// WWEBSTORE_MONGO_URL's, or that of a container started once for the whole test binary and
-// removed by TestMain.
+// serverURI returns the connection string, without a database, of the server that the tests of
+// the binary share (testservers.MongoURL).
 func serverURI(t testing.TB) string {
 	t.Helper()
-	if u := os.Getenv(envURL); u != "" {
-		return u
-	}
-	if err := engineErr(); err != nil {
-		testenv.Unavailable(t, "no MongoDB: %s is not set and no container engine answers (%v); %s", envURL, err, howToRun)
-	}
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if shared.uri != "" {
-		return shared.uri
-	}
-	ctx := context.Background()
-	img := image()
-	// The official image's log says "Waiting for connections"; FerretDB's says "Listening on"
-	// and has no shell for the mongo module's readiness checks.
-	var ready wait.Strategy = wait.ForAll(wait.ForLog("Waiting for connections"), wait.ForListeningPort("27017/tcp"))
-	if strings.Contains(strings.ToLower(img), "ferretdb") {
-		ready = wait.ForListeningPort("27017/tcp")
-	}
-	start := time.Now()
-	ctr, err := testcontainers.Run(ctx, img,
-		testcontainers.WithExposedPorts("27017/tcp"),
-		testcontainers.WithWaitStrategy(ready),
-	)
-	if err != nil {
-		if ctr != nil {
-			_ = testcontainers.TerminateContainer(ctr)
-		}
-		t.Fatalf("starting a MongoDB container from %s (set %s to use another): %v", img, envImage, err)
-	}
-	host, err := ctr.Host(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, err := ctr.MappedPort(ctx, "27017/tcp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	shared.ctr = ctr
-	shared.uri = "mongodb://" + net.JoinHostPort(host, port.Port()) + "/"
-	t.Logf("MongoDB-wire server from %s ready in %v at %s", img, time.Since(start).Round(time.Millisecond), shared.uri)
-	return shared.uri
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if shared.ctr != nil {
-		_ = testcontainers.TerminateContainer(shared.ctr)
-	}
-	os.Exit(code)
+	return testservers.MongoURL(t)
 }
 
 // hostPort returns the first host:port of a mongodb:// connection string.
@@ -140,7 +38,7 @@ func hostPort(t testing.TB, uri string) string {
 	t.Helper()
 	u, err := url.Parse(uri)
 	if err != nil || u.Scheme != "mongodb" {
-		t.Fatalf("%s: want a mongodb:// URL for this test (%v)", envURL, err)
+		t.Fatalf("WWEBSTORE_MONGO_URL: want a mongodb:// URL for this test (%v)", err)
 	}
 	return strings.Split(u.Host, ",")[0]
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +32,7 @@ const (
 	paramChunkSize = "chunk_size" // bytes, or a number of KiB or MiB: "255KiB"
 	paramGrace     = "grace"      // a Go duration: "1h", "10m"
 	paramRetired   = "retired_grace"
+	paramKeep      = "keep" // archives kept per session, 1 or more
 )
 
 // BucketPattern returns an Options.BucketName that replaces every "{session}" in pattern with
@@ -43,7 +45,7 @@ func BucketPattern(pattern string) func(session string) string {
 // openURL opens a Store that owns a new client, for a mongodb:// or mongodb+srv:// URL whose
 // path names the database:
 //
-//	mongodb://[user:password@]host[:port][,host…]/database[?bucket=…&chunk_size=…&grace=…&retired_grace=…&driver options]
+//	mongodb://[user:password@]host[:port][,host…]/database[?bucket=…&chunk_size=…&grace=…&retired_grace=…&keep=…&driver options]
 func openURL(ctx context.Context, u *url.URL) (remoteauth.Store, error) {
 	uri, db, opts, err := parseURL(u)
 	if err != nil {
@@ -102,6 +104,15 @@ func parseURL(u *url.URL) (uri, db string, opts *Options, err error) {
 		if opts.ChunkSize, err = urlopt.ParseSize(v, 1, MaxChunkSize); err != nil {
 			return "", "", nil, fmt.Errorf("mongostore: URL parameter %s=%q: %w", paramChunkSize, v, err)
 		}
+	}
+	if v, ok, err := take(paramKeep); err != nil {
+		return "", "", nil, err
+	} else if ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return "", "", nil, fmt.Errorf("mongostore: URL parameter %s=%q: want the number of archives kept per session, 1 or more (1 keeps no history)", paramKeep, v)
+		}
+		opts.Keep = n
 	}
 	for _, p := range []struct {
 		name string

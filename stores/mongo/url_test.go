@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wwebstore/wwebstore/internal/testservers"
 	"github.com/wwebstore/wwebstore/remoteauth"
 	mongostore "github.com/wwebstore/wwebstore/stores/mongo"
 )
@@ -18,12 +19,15 @@ func TestParseURL(t *testing.T) {
 		chunk       int
 		grace       time.Duration
 		bucket      string // of session "s"
+		keep        int
 	}{
 		{in: "mongodb://h/db", uri: "mongodb://h/db", db: "db", bucket: "whatsapp-s"},
 		{in: "mongodb+srv://u:p@cluster.example.com/wa?retryWrites=true&w=majority", uri: "mongodb+srv://u:p@cluster.example.com/wa?retryWrites=true&w=majority", db: "wa", bucket: "whatsapp-s"},
 		{in: "mongodb://h1:1,h2:2/db?replicaSet=rs&chunk_size=1MiB&grace=10m&retired_grace=2m&bucket=app-{session}", uri: "mongodb://h1:1,h2:2/db?replicaSet=rs", db: "db",
 			chunk: 1 << 20, grace: 10 * time.Minute, bucket: "app-s"},
 		{in: "mongodb://h/db?bucket=fs", uri: "mongodb://h/db", db: "db", bucket: "fs"},
+		{in: "mongodb://h/db?keep=3&w=majority", uri: "mongodb://h/db?w=majority", db: "db", bucket: "whatsapp-s", keep: 3},
+		{in: "mongodb://h/db?keep=1", uri: "mongodb://h/db", db: "db", bucket: "whatsapp-s", keep: 1},
 	} {
 		u, err := url.Parse(tc.in)
 		if err != nil {
@@ -38,13 +42,14 @@ func TestParseURL(t *testing.T) {
 		if o.BucketName != nil {
 			bucket = o.BucketName("s")
 		}
-		if uri != tc.uri || db != tc.db || o.ChunkSize != tc.chunk || o.GracePeriod != tc.grace || bucket != tc.bucket {
-			t.Errorf("%s: got %s %s %d %v %s", tc.in, uri, db, o.ChunkSize, o.GracePeriod, bucket)
+		if uri != tc.uri || db != tc.db || o.ChunkSize != tc.chunk || o.GracePeriod != tc.grace || bucket != tc.bucket || o.Keep != tc.keep {
+			t.Errorf("%s: got %s %s %d %v %s keep=%d", tc.in, uri, db, o.ChunkSize, o.GracePeriod, bucket, o.Keep)
 		}
 	}
 	for _, in := range []string{
 		"mongodb://h", "mongodb://h/", "mongodb://h/a.b", "mongodb://h/db?chunk_size=0", "mongodb://h/db?chunk_size=16MiB",
 		"mongodb://h/db?grace=x", "mongodb://h/db?retired_grace=-1s", "mongodb://h/db?bucket=", "mongodb:opaque",
+		"mongodb://h/db?keep=0", "mongodb://h/db?keep=-1", "mongodb://h/db?keep=x", "mongodb://h/db?keep=1&keep=2", "mongodb://h/db?keep=",
 	} {
 		u, err := url.Parse(in)
 		if err != nil {
@@ -63,16 +68,15 @@ func TestOpenStoreMissingDatabase(t *testing.T) {
 	}
 }
 
-// TestOpenStore opens the store by URL against the test server, and checks that Close
-// disconnects the client that OpenStore made.
+// TestOpenStore opens the store by the URL of a testservers namespace (its database), with a
+// chunk size, and checks that Close disconnects the client that OpenStore made.
 func TestOpenStore(t *testing.T) {
-	uri := serverURI(t)
-	db := testDB(t, newClient(t, uri))
-	u, err := url.Parse(uri)
+	srv := testservers.Mongo(t)
+	u, err := url.Parse(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.Path = "/" + db.Name()
+	db := newClient(t, srv.URL).Database(strings.TrimPrefix(u.Path, "/"))
 	q := u.Query()
 	q.Set("chunk_size", "64KiB")
 	u.RawQuery = q.Encode()
@@ -103,7 +107,7 @@ func TestOptions(t *testing.T) {
 	c := newClient(t, serverURI(t))
 	db := testDB(t, c)
 	for _, o := range []mongostore.Options{
-		{ChunkSize: -1}, {ChunkSize: mongostore.MaxChunkSize + 1}, {GracePeriod: -time.Second}, {RetiredGracePeriod: -time.Second},
+		{ChunkSize: -1}, {ChunkSize: mongostore.MaxChunkSize + 1}, {GracePeriod: -time.Second}, {RetiredGracePeriod: -time.Second}, {Keep: -1},
 	} {
 		if _, err := mongostore.New(t.Context(), db, &o); err == nil {
 			t.Errorf("New with %+v succeeded", o)

@@ -44,7 +44,7 @@ func vacuum(b *testing.B, pool *pgxpool.Pool, tables ...string) {
 func BenchmarkSave(b *testing.B) {
 	pool := newPool(b, serverURL(b))
 	st := newStore(b, pool, pool, nil)
-	sessions, chunks := st.TableNames()
+	sessions, chunks, _ := st.TableNames()
 	ctx := context.Background()
 	c := content{seed: 1, size: benchSize}
 	for _, replace := range []bool{false, true} {

@@ -10,8 +10,8 @@ import (
 	"testing/iotest"
 )
 
-// decodeCopy decodes a COPY binary stream of (text, int4, bytea) tuples.
-func decodeCopy(t *testing.T, b []byte) (sessions []string, seqs []int32, data [][]byte) {
+// decodeCopy decodes a COPY binary stream of (text, int8, int4, bytea) tuples.
+func decodeCopy(t *testing.T, b []byte) (sessions []string, gens []int64, seqs []int32, data [][]byte) {
 	t.Helper()
 	if !bytes.HasPrefix(b, copyHeader) {
 		t.Fatalf("stream begins with %q, want the COPY binary header", b[:min(len(b), len(copyHeader))])
@@ -29,17 +29,22 @@ func decodeCopy(t *testing.T, b []byte) (sessions []string, seqs []int32, data [
 		if n == -1 {
 			break
 		}
-		if n != 3 {
+		if n != 4 {
 			t.Fatalf("tuple of %d fields", n)
 		}
 		sessions = append(sessions, string(field()))
+		gen := field()
+		if len(gen) != 8 {
+			t.Fatalf("gen field of %d bytes, want 8", len(gen))
+		}
+		gens = append(gens, int64(binary.BigEndian.Uint64(gen)))
 		seqs = append(seqs, int32(binary.BigEndian.Uint32(field())))
 		data = append(data, field())
 	}
 	if len(b) != 0 {
 		t.Fatalf("%d bytes after the trailer", len(b))
 	}
-	return sessions, seqs, data
+	return sessions, gens, seqs, data
 }
 
 func TestCopySource(t *testing.T) {
@@ -53,18 +58,19 @@ func TestCopySource(t *testing.T) {
 			"onebyte": iotest.OneByteReader(bytes.NewReader(archive)),
 			"dataeof": iotest.DataErrReader(bytes.NewReader(archive)),
 		} {
-			src := newCopySource("RemoteAuth-a", r, 1024)
+			const gen = 1<<40 + 3 // more than 32 bits, to see all of them
+			src := newCopySource("RemoteAuth-a", gen, r, 1024)
 			stream, err := io.ReadAll(iotest.HalfReader(src))
 			if err != nil {
 				t.Fatalf("%d bytes, %s: %v", tt.size, name, err)
 			}
-			sessions, seqs, data := decodeCopy(t, stream)
+			sessions, gens, seqs, data := decodeCopy(t, stream)
 			if len(seqs) != tt.chunks || !bytes.Equal(bytes.Join(data, nil), archive) {
 				t.Errorf("%d bytes, %s: %d tuples holding %d bytes; want %d holding the archive", tt.size, name, len(seqs), len(bytes.Join(data, nil)), tt.chunks)
 			}
 			for i := range seqs {
-				if seqs[i] != int32(i) || sessions[i] != "RemoteAuth-a" {
-					t.Errorf("tuple %d: session %q, seq %d", i, sessions[i], seqs[i])
+				if seqs[i] != int32(i) || sessions[i] != "RemoteAuth-a" || gens[i] != gen {
+					t.Errorf("tuple %d: session %q, gen %d, seq %d; want %q, %d, %d", i, sessions[i], gens[i], seqs[i], "RemoteAuth-a", int64(gen), i)
 				}
 			}
 			chunks, size, err := src.close()
@@ -80,7 +86,7 @@ func TestCopySource(t *testing.T) {
 
 func TestCopySourceReaderError(t *testing.T) {
 	errRead := errors.New("read failed")
-	src := newCopySource("a", io.MultiReader(strings.NewReader(strings.Repeat("x", 3000)), iotest.ErrReader(errRead)), 1024)
+	src := newCopySource("a", 1, io.MultiReader(strings.NewReader(strings.Repeat("x", 3000)), iotest.ErrReader(errRead)), 1024)
 	_, err := io.ReadAll(src)
 	if !errors.Is(err, errRead) {
 		t.Fatalf("ReadAll: %v, want %v", err, errRead)

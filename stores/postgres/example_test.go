@@ -24,7 +24,7 @@ func Example() {
 	}
 	defer pool.Close()
 
-	st, err := postgresstore.New(ctx, pool, nil) // creates wwebstore_sessions and wwebstore_sessions_chunks
+	st, err := postgresstore.New(ctx, pool, nil) // creates wwebstore_sessions, …_chunks and …_versions
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -96,4 +96,33 @@ func Example_session() {
 		log.Fatal(err)
 	}
 	fmt.Println("found:", res.Found)
+}
+
+// A store keeps the previous archives of each session (Options.Keep, 2 by default), so that a
+// Session's Restore can fall back to an older archive when the newest is damaged. Versions lists
+// them, newest first; ExtractVersion reads one.
+func ExampleStore_Versions() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	st, err := postgresstore.New(ctx, pool, &postgresstore.Options{Keep: 3}) // the current archive and two before it
+	if err != nil {
+		log.Fatal(err)
+	}
+	versions, err := st.Versions(ctx, "RemoteAuth-alice")
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, v := range versions {
+		fmt.Println(v.ID, v.Size, v.Saved)
+	}
+	if len(versions) > 1 {
+		var previous strings.Builder
+		if err := st.ExtractVersion(ctx, "RemoteAuth-alice", versions[1].ID, &previous); err != nil {
+			log.Fatal(err)
+		}
+	}
 }

@@ -55,7 +55,7 @@ func proxiedStore(t *testing.T, opts *postgresstore.Options) (cut, direct *postg
 
 // tableNames returns st's table names unquoted (they are plain lower-case names in these tests).
 func tableNames(st *postgresstore.Store) (sessions, chunks string) {
-	s, c := st.TableNames()
+	s, c, _ := st.TableNames()
 	return strings.Trim(s, `"`), strings.Trim(c, `"`)
 }
 
@@ -86,21 +86,28 @@ func waitGone(t *testing.T, admin *pgxpool.Pool) {
 	}
 }
 
-// checkRows checks that the committed rows of session are exactly those of an archive of size
-// bytes: no chunk of a failed Save is left behind.
+// checkRows checks that the committed rows of session's current archive are exactly those of an
+// archive of size bytes, and that every chunk row of session belongs to an archive that the
+// store keeps: no chunk of a failed Save is left behind.
 func checkRows(t *testing.T, admin *pgxpool.Pool, st *postgresstore.Store, session string, size int64) {
 	t.Helper()
-	sessions, chunks := st.TableNames()
-	var recorded, rows, total int64
-	err := admin.QueryRow(t.Context(), `SELECT s.size, (SELECT count(*) FROM `+chunks+` WHERE session = $1),
-		(SELECT coalesce(sum(octet_length(data)), 0) FROM `+chunks+` WHERE session = $1)
-		FROM `+sessions+` s WHERE s.session = $1`, session).Scan(&recorded, &rows, &total)
+	sessions, chunks, versions := st.TableNames()
+	var recorded, rows, total, stray int64
+	err := admin.QueryRow(t.Context(), `SELECT s.size,
+		(SELECT count(*) FROM `+chunks+` WHERE session = $1 AND gen = s.gen),
+		(SELECT coalesce(sum(octet_length(data)), 0) FROM `+chunks+` WHERE session = $1 AND gen = s.gen),
+		(SELECT count(*) FROM `+chunks+` c WHERE session = $1 AND gen <> s.gen
+			AND NOT EXISTS (SELECT 1 FROM `+versions+` v WHERE v.session = $1 AND v.gen = c.gen))
+		FROM `+sessions+` s WHERE s.session = $1`, session).Scan(&recorded, &rows, &total, &stray)
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantRows := (size + postgresstore.DefaultChunkSize - 1) / postgresstore.DefaultChunkSize
 	if recorded != size || total != size || rows != wantRows {
 		t.Errorf("rows of %q: session row says %d bytes, %d chunk rows hold %d bytes; want %d bytes in %d rows", session, recorded, rows, total, size, wantRows)
+	}
+	if stray != 0 {
+		t.Errorf("rows of %q: %d chunk rows belong to no kept archive", session, stray)
 	}
 }
 
@@ -162,7 +169,7 @@ func TestFaultSaveNewSessionCut(t *testing.T) {
 	if ok, err := direct.SessionExists(ctx, session); ok || err != nil {
 		t.Errorf("SessionExists after a cut first Save = %v, %v; want false, nil", ok, err)
 	}
-	_, chunks := direct.TableNames()
+	_, chunks, _ := direct.TableNames()
 	var n int
 	if err := admin.QueryRow(ctx, "SELECT count(*) FROM "+chunks).Scan(&n); err != nil || n != 0 {
 		t.Errorf("chunk rows after a cut first Save: %d, %v; want 0", n, err)

@@ -4,27 +4,38 @@
 //
 // # Data layout
 //
-// Two tables, created by [New] unless [Options.SkipCreateTables] is set (names are the
-// defaults; see [Options.Table], [Options.ChunkTable] and [Options.Schema]):
+// Three tables, created by [New] unless [Options.SkipCreateTables] is set (names are the
+// defaults; see [Options.Table], [Options.ChunkTable], [Options.VersionTable] and
+// [Options.Schema]):
 //
-//	CREATE TABLE wwebstore_sessions (
+//	CREATE TABLE wwebstore_sessions (                     -- the current archive of each session
 //		session    text COLLATE "C" PRIMARY KEY,          -- the session name, byte for byte
 //		size       bigint NOT NULL CHECK (size >= 0),      -- archive size in bytes
-//		chunks     integer NOT NULL CHECK (chunks >= 0),   -- number of rows in the chunk table
+//		chunks     integer NOT NULL CHECK (chunks >= 0),   -- number of its rows in the chunk table
 //		chunk_size integer NOT NULL CHECK (chunk_size > 0), -- Options.ChunkSize of the Save
-//		saved_at   timestamptz NOT NULL                    -- when the Save finished writing
+//		saved_at   timestamptz NOT NULL,                   -- when the Save finished writing
+//		gen        bigint NOT NULL CHECK (gen >= 0)        -- the archive's generation: its ID
 //	);
 //	CREATE TABLE wwebstore_sessions_chunks (
 //		session text COLLATE "C" NOT NULL
 //			REFERENCES wwebstore_sessions (session) ON DELETE CASCADE,
 //		seq     integer NOT NULL CHECK (seq >= 0),         -- 0, 1, 2, … in archive order
 //		data    bytea NOT NULL,                            -- chunk_size bytes; the last may be shorter
-//		PRIMARY KEY (session, seq)
+//		gen     bigint NOT NULL,                           -- the generation of the archive
+//		PRIMARY KEY (session, gen, seq)
 //	);
 //	ALTER TABLE wwebstore_sessions_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+//	CREATE TABLE wwebstore_sessions_versions (             -- the previous archives that are kept
+//		session    text COLLATE "C" NOT NULL
+//			REFERENCES wwebstore_sessions (session) ON DELETE CASCADE,
+//		gen        bigint NOT NULL CHECK (gen > 0),
+//		size, chunks, chunk_size, saved_at                 -- as in the session table
+//		PRIMARY KEY (session, gen)
+//	);
 //
-// A session's archive is the concatenation of its chunk rows in seq order. An empty archive has a
-// session row and no chunk rows. The chunk data is stored out of line without compression
+// A session's current archive is the concatenation of its chunk rows of the session row's gen,
+// in seq order; a kept previous archive, that of the chunk rows of its version row's gen. An
+// empty archive has no chunk rows. The chunk data is stored out of line without compression
 // (STORAGE EXTERNAL): archives are zip files, already compressed, so PostgreSQL's own compression
 // would spend CPU for nothing. The "C" collation makes names compare byte for byte: "a" and "A"
 // are different sessions.
@@ -32,32 +43,72 @@
 // Table names are quoted identifiers (see [pgx.Identifier]): they are used exactly as given,
 // upper-case letters, dots and quotes included, so "Sessions" and "sessions" are two tables.
 //
+// # History
+//
+// A Store implements [remoteauth.History]: it keeps the last [Options.Keep] archives of each
+// session ([remoteauth.DefaultKeep], 2, by default: the current one and the one before it). An
+// archive's ID is its generation in decimal: a Save gives its archive the larger of the previous
+// generation plus one and the server's clock in microseconds since 1970, so IDs grow with each
+// Save of a session and a session deleted and saved again does not reuse the IDs of its former
+// archives (unless the server's clock went back). The chunk rows of an archive do not move when
+// a newer one is saved: keeping the previous archive costs one version row, no copy. Versions
+// lists the session row and the version rows, newest first, at most Keep, in one query.
+// ExtractVersion reads one of them as Extract reads the current one.
+//
 // # Transactions
 //
-// Save runs one READ COMMITTED transaction: it upserts the session row, which locks it until the
-// transaction ends; deletes the session's chunk rows; streams the new chunks with COPY … FROM
-// STDIN (BINARY), reading one chunk of r at a time; updates the session row with the size and
-// chunk count; and commits. Readers see the previous archive until the commit and the new one
-// after it. If r fails, ctx ends, the connection is cut or the process dies, the transaction is
-// rolled back (by the server, when the connection is gone) and the previous archive stays as it
-// was; no chunk of the failed Save remains. Concurrent Saves of one session, in this process or
-// any other, wait for each other on the row lock and all succeed, one after the other; the last
-// to commit wins. Saves of different sessions do not wait for each other.
+// Save runs one READ COMMITTED transaction:
 //
-// Extract runs a REPEATABLE READ, READ ONLY transaction, so that it reads one consistent
-// snapshot even while Saves commit: it first reads the session row along with the count, total
-// size and highest seq of the chunk rows, and refuses an archive that does not add up (an error
-// wrapping [remoteauth.ErrCorruptArchive], nothing written); then it streams the chunks in seq
-// order, writing each to w as it arrives, and checks the sequence and the total again as it goes.
-// A missing session row is an error wrapping [remoteauth.ErrNotFound], with nothing written.
+//  1. It upserts the session row, which locks it until the transaction ends, and gets the new
+//     generation.
+//  2. With Keep above 1, it copies the session row, if the session had an archive, into a
+//     version row: the current archive becomes the newest kept one, its chunk rows untouched.
+//  3. It deletes the version rows beyond the newest Keep-1, and every chunk row of the session
+//     that belongs to no version row left (with Keep 1, all of them).
+//  4. It streams the new chunks, under the new generation, with COPY … FROM STDIN (BINARY),
+//     reading one chunk of r at a time.
+//  5. It updates the session row with the generation, size and chunk count, and commits.
 //
-// Delete deletes the session row; the foreign key deletes its chunks in the same statement.
-// SessionExists looks for the session row. Each method uses one pooled connection at a time.
+// Readers see the previous archives until the commit and the new ones after it. If r fails, ctx
+// ends, the connection is cut or the process dies, the transaction is rolled back (by the server,
+// when the connection is gone): the current archive and the kept ones stay as they were, none is
+// added or evicted, and no chunk of the failed Save remains. Concurrent Saves of one session, in
+// this process or any other, wait for each other on the row lock and all succeed, one after the
+// other; the last to commit wins, and the others are kept in the order they committed. Saves of
+// different sessions do not wait for each other.
+//
+// Extract and ExtractVersion run a REPEATABLE READ, READ ONLY transaction, so that they read one
+// consistent snapshot even while Saves commit and evict: first the archive's description (the
+// session row, or a kept version row) along with the count, total size and highest seq of its
+// chunk rows, refusing an archive that does not add up (an error wrapping
+// [remoteauth.ErrCorruptArchive], nothing written); then the chunks in seq order, each written to
+// w as it arrives, the sequence and the total checked again as they go. A missing archive is an
+// error wrapping [remoteauth.ErrNotFound], with nothing written.
+//
+// Delete deletes the session row; the foreign keys delete its chunks of every generation and its
+// version rows in the same statement. SessionExists looks for the session row, and List lists
+// session rows: kept archives are never listed as sessions. Each method uses one pooled
+// connection at a time.
+//
+// # Upgrading tables made before History
+//
+// Tables made by a version of this store that kept no history (no gen column, the chunk table's
+// primary key (session, seq), no version table) are upgraded by [New], in its locked
+// transaction, when it finds them so, or by the SQL that [Store.CreateTablesSQL] returns, which
+// runs again harmlessly: gen is added to the session and chunk tables with the value 1 for the rows that exist
+// (then without a default), the chunk table's primary key becomes (session, gen, seq), and the
+// version table is created. Every archive saved before stays whole and current, with ID "1". The
+// upgrade needs to own the tables, and holds an ACCESS EXCLUSIVE lock on them while it builds
+// the new primary key index (a read of every chunk row's key, not of the data). Stop the
+// processes that run an older version of the store first: once upgraded, their Saves fail (they
+// write no gen, which has no default), and their Extracts refuse, as corrupt, a session that
+// has kept archives.
 //
 // # Memory
 //
 // Save holds one chunk of the archive ([Options.ChunkSize], 1 MiB by default) plus pgx's 64 KiB
-// copy buffer; Extract holds one chunk row, in pgx's read buffer. Neither ever holds the archive.
+// copy buffer; Extract and ExtractVersion hold one chunk row, in pgx's read buffer. None ever
+// holds the archive. Versions holds at most Keep short rows.
 //
 // # PgBouncer and prepared statements
 //
@@ -87,8 +138,9 @@
 // statement_timeout applies to the COPY of a whole archive and to Extract's chunk query, and
 // lock_timeout to a Save waiting for another Save of the same session: leave them unset, or larger
 // than the longest transfer, for the store's role (ALTER ROLE … SET) or pool (RuntimeParams).
-// idle_in_transaction_session_timeout does not apply while a COPY waits for r. A Save needs room
-// for both archives until it commits; the old rows become dead tuples that autovacuum reclaims.
+// idle_in_transaction_session_timeout does not apply while a COPY waits for r. The tables hold
+// Keep archives of each session, and a Save needs room for one more until it commits; the rows
+// of evicted archives become dead tuples that autovacuum reclaims.
 //
 // # URLs
 //
@@ -101,7 +153,9 @@
 //
 //	table               Options.Table
 //	chunk_table         Options.ChunkTable
+//	version_table       Options.VersionTable
 //	schema              Options.Schema
+//	keep                Options.Keep: archives kept per session, 1 or more (1 keeps no history)
 //	chunk_size          Options.ChunkSize: bytes, or a number followed by KiB or MiB
 //	create_tables       "false" sets Options.SkipCreateTables ("true" is the default)
 //	use_pool_exec_mode  "true" sets Options.UsePoolExecMode; pair it with pgx's own
@@ -118,6 +172,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -134,6 +190,8 @@ const (
 	DefaultTable = "wwebstore_sessions"
 	// ChunkTableSuffix is appended to Options.Table when Options.ChunkTable is empty.
 	ChunkTableSuffix = "_chunks"
+	// VersionTableSuffix is appended to Options.Table when Options.VersionTable is empty.
+	VersionTableSuffix = "_versions"
 	// DefaultChunkSize is the default for Options.ChunkSize: 1 MiB.
 	DefaultChunkSize = 1 << 20
 	// MinChunkSize and MaxChunkSize bound Options.ChunkSize.
@@ -160,7 +218,20 @@ type Options struct {
 	// ("wwebstore_sessions_chunks" by default). At most MaxIdentifierLen bytes.
 	ChunkTable string
 
-	// Schema is the schema of both tables, which must exist. Empty means none: the names are
+	// VersionTable is the name of the table that describes the archives kept before the current
+	// one (see History in the package documentation). Empty means Table + VersionTableSuffix
+	// ("wwebstore_sessions_versions" by default). At most MaxIdentifierLen bytes.
+	VersionTable string
+
+	// Keep is how many archives of each session the store keeps, the current one included (see
+	// remoteauth.History and the package documentation). Zero means remoteauth.DefaultKeep (2:
+	// the current archive and the one before it); 1 keeps no history; a negative Keep is an
+	// error. There is no upper bound: each kept archive takes its size in the chunk table. Stores
+	// that share tables may differ in Keep: a Save evicts beyond its store's Keep, and Versions
+	// lists at most its store's Keep archives.
+	Keep int
+
+	// Schema is the schema of the tables, which must exist. Empty means none: the names are
 	// unqualified and resolved through the connection's search_path (usually "public").
 	Schema string
 
@@ -190,18 +261,22 @@ type Store struct {
 	ownsPool  bool
 	closeOnce sync.Once
 
-	sessions, chunks string // quoted, maybe schema-qualified names
-	chunkSize        int
-	mode             []any // leading arguments of every query: the exec mode, or nothing
+	sessions, chunks, versions string // quoted, maybe schema-qualified names
+	chunkSize                  int
+	keep                       int   // archives kept per session, the current one included
+	mode                       []any // leading arguments of every query: the exec mode, or nothing
 
 	sql struct {
-		exists, lock, deleteChunks, copy, finish, meta, chunks, delete string
+		exists, lock, keepPrevious, evict, copy, finish, meta, chunks, delete, list string
+		versions, versionMeta                                                       string
 	}
 }
 
 var (
-	_ remoteauth.Store = (*Store)(nil)
-	_ io.Closer        = (*Store)(nil)
+	_ remoteauth.Store   = (*Store)(nil)
+	_ remoteauth.Lister  = (*Store)(nil)
+	_ remoteauth.History = (*Store)(nil)
+	_ io.Closer          = (*Store)(nil)
 )
 
 // New returns a Store that keeps archives in the tables that opts names, through pool. Unless
@@ -220,7 +295,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts *Options) (*Store, error)
 	}
 	if opts == nil || !opts.SkipCreateTables {
 		if err := s.createTables(ctx); err != nil {
-			return nil, fmt.Errorf("postgresstore: creating tables %s and %s: %w", s.sessions, s.chunks, err)
+			return nil, fmt.Errorf("postgresstore: creating or upgrading tables %s, %s and %s: %w", s.sessions, s.chunks, s.versions, err)
 		}
 	}
 	return s, nil
@@ -238,13 +313,22 @@ func newStore(pool *pgxpool.Pool, opts *Options) (*Store, error) {
 	if o.ChunkTable == "" {
 		o.ChunkTable = o.Table + ChunkTableSuffix
 	}
+	if o.VersionTable == "" {
+		o.VersionTable = o.Table + VersionTableSuffix
+	}
 	if o.ChunkSize == 0 {
 		o.ChunkSize = DefaultChunkSize
+	}
+	switch {
+	case o.Keep == 0:
+		o.Keep = remoteauth.DefaultKeep
+	case o.Keep < 0:
+		return nil, fmt.Errorf("postgresstore: Options.Keep is %d; want 1 or more (0 means the default, %d)", o.Keep, remoteauth.DefaultKeep)
 	}
 	if o.ChunkSize < MinChunkSize || o.ChunkSize > MaxChunkSize {
 		return nil, fmt.Errorf("postgresstore: chunk size %d is outside [%d, %d]", o.ChunkSize, MinChunkSize, MaxChunkSize)
 	}
-	for _, id := range []struct{ what, name string }{{"table", o.Table}, {"chunk table", o.ChunkTable}, {"schema", o.Schema}} {
+	for _, id := range []struct{ what, name string }{{"table", o.Table}, {"chunk table", o.ChunkTable}, {"version table", o.VersionTable}, {"schema", o.Schema}} {
 		if id.what == "schema" && id.name == "" {
 			continue
 		}
@@ -252,38 +336,69 @@ func newStore(pool *pgxpool.Pool, opts *Options) (*Store, error) {
 			return nil, fmt.Errorf("postgresstore: %s name %q: %w", id.what, id.name, err)
 		}
 	}
-	if o.Table == o.ChunkTable {
-		return nil, fmt.Errorf("postgresstore: the session table and the chunk table are both named %q", o.Table)
+	for _, pair := range [][2]struct{ what, name string }{
+		{{"session table", o.Table}, {"chunk table", o.ChunkTable}},
+		{{"session table", o.Table}, {"version table", o.VersionTable}},
+		{{"chunk table", o.ChunkTable}, {"version table", o.VersionTable}},
+	} {
+		if pair[0].name == pair[1].name {
+			return nil, fmt.Errorf("postgresstore: the %s and the %s are both named %q; give them different names", pair[0].what, pair[1].what, pair[0].name)
+		}
 	}
 
 	s := &Store{
 		pool:      pool,
 		sessions:  qualify(o.Schema, o.Table),
 		chunks:    qualify(o.Schema, o.ChunkTable),
+		versions:  qualify(o.Schema, o.VersionTable),
 		chunkSize: o.ChunkSize,
+		keep:      o.Keep,
 	}
 	if !o.UsePoolExecMode {
 		s.mode = []any{pgx.QueryExecModeExec}
 	}
 	q := &s.sql
 	q.exists = `SELECT EXISTS (SELECT 1 FROM ` + s.sessions + ` WHERE session = $1)`
-	// The upsert locks the session row (a new row is locked by its own insertion) until the
-	// transaction ends: concurrent Saves of one session queue here.
-	q.lock = `INSERT INTO ` + s.sessions + ` AS s (session, size, chunks, chunk_size, saved_at)
-		VALUES ($1, 0, 0, $2, clock_timestamp())
-		ON CONFLICT (session) DO UPDATE SET chunk_size = excluded.chunk_size`
-	// A statement of its own, after the lock: in READ COMMITTED its snapshot is taken once the
-	// lock is held, so it sees (and deletes) the chunks of a Save that committed while this one
-	// waited. Folding it into the upsert (a CTE) would use the snapshot taken before the wait.
-	q.deleteChunks = `DELETE FROM ` + s.chunks + ` WHERE session = $1`
-	q.copy = `COPY ` + s.chunks + ` (session, seq, data) FROM STDIN (FORMAT binary)`
-	q.finish = `UPDATE ` + s.sessions + ` SET size = $2, chunks = $3, saved_at = clock_timestamp() WHERE session = $1`
-	// octet_length of an out-of-line bytea reads its TOAST pointer, not its data.
-	q.meta = `SELECT s.size, s.chunks, count(c.seq), coalesce(sum(octet_length(c.data)), 0), coalesce(max(c.seq), -1)
-		FROM ` + s.sessions + ` s LEFT JOIN ` + s.chunks + ` c ON c.session = s.session
+	// The upsert locks the session row (a new row is locked by its own insertion, with gen 0,
+	// which no committed row has) until the transaction ends: concurrent Saves of one session
+	// queue here. Once the lock is held, RETURNING sees the row as the last Save committed it,
+	// and gives the new archive's generation: one more than the current one, or the server's
+	// clock in microseconds since 1970 if that is later, so that a session deleted and saved
+	// again does not reuse the IDs of its former archives.
+	q.lock = `INSERT INTO ` + s.sessions + ` AS s (session, size, chunks, chunk_size, saved_at, gen)
+		VALUES ($1, 0, 0, $2, clock_timestamp(), 0)
+		ON CONFLICT (session) DO UPDATE SET gen = s.gen
+		RETURNING greatest(s.gen + 1, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint)`
+	// Statements of their own, after the lock: in READ COMMITTED each takes its snapshot once
+	// the lock is held, so they see the rows of a Save that committed while this one waited.
+	// keepPrevious describes the current archive, if any, in the version table; evict deletes
+	// the descriptions beyond the newest $2 (Keep-1) and every chunk row of the session that
+	// belongs to none of those that stay: the chunks of the current archive stay when it was
+	// just kept, and with Keep 1 every chunk row of the session goes.
+	q.keepPrevious = `INSERT INTO ` + s.versions + ` (session, gen, size, chunks, chunk_size, saved_at)
+		SELECT session, gen, size, chunks, chunk_size, saved_at FROM ` + s.sessions + ` WHERE session = $1 AND gen > 0`
+	q.evict = `WITH kept AS (SELECT gen FROM ` + s.versions + ` WHERE session = $1 ORDER BY gen DESC LIMIT $2),
+		gone AS (DELETE FROM ` + s.versions + ` WHERE session = $1 AND gen NOT IN (SELECT gen FROM kept))
+		DELETE FROM ` + s.chunks + ` WHERE session = $1 AND gen NOT IN (SELECT gen FROM kept)`
+	q.copy = `COPY ` + s.chunks + ` (session, gen, seq, data) FROM STDIN (FORMAT binary)`
+	q.finish = `UPDATE ` + s.sessions + ` SET gen = $2, size = $3, chunks = $4, chunk_size = $5, saved_at = clock_timestamp() WHERE session = $1`
+	// The meta queries give the generation, the recorded size and chunk count, and the count,
+	// total size and highest seq of the chunk rows. octet_length of an out-of-line bytea reads
+	// its TOAST pointer, not its data.
+	q.meta = `SELECT s.gen, s.size, s.chunks, count(c.seq), coalesce(sum(octet_length(c.data)), 0), coalesce(max(c.seq), -1)
+		FROM ` + s.sessions + ` s LEFT JOIN ` + s.chunks + ` c ON c.session = s.session AND c.gen = s.gen
 		WHERE s.session = $1 GROUP BY s.session`
-	q.chunks = `SELECT seq, data FROM ` + s.chunks + ` WHERE session = $1 ORDER BY seq`
+	// The kept archives, newest first, at most Keep ($2): the current one, then the previous.
+	kept := `SELECT gen, size, chunks, saved_at FROM ` + s.sessions + ` WHERE session = $1
+		UNION ALL SELECT gen, size, chunks, saved_at FROM ` + s.versions + ` WHERE session = $1
+		ORDER BY gen DESC LIMIT $2`
+	q.versions = `SELECT gen, size, saved_at FROM (` + kept + `) k ORDER BY gen DESC`
+	q.versionMeta = `SELECT k.gen, k.size, k.chunks, count(c.seq), coalesce(sum(octet_length(c.data)), 0), coalesce(max(c.seq), -1)
+		FROM (` + kept + `) k LEFT JOIN ` + s.chunks + ` c ON c.session = $1 AND c.gen = k.gen
+		WHERE k.gen = $3 GROUP BY k.gen, k.size, k.chunks`
+	q.chunks = `SELECT seq, data FROM ` + s.chunks + ` WHERE session = $1 AND gen = $2 ORDER BY seq`
 	q.delete = `DELETE FROM ` + s.sessions + ` WHERE session = $1`
+	q.list = `SELECT session, size, saved_at FROM ` + s.sessions + ` ORDER BY session`
 	return s, nil
 }
 
@@ -314,16 +429,32 @@ func qualify(schema, table string) string {
 	return pgx.Identifier{schema, table}.Sanitize()
 }
 
-// TableNames returns the quoted, maybe schema-qualified names of the session table and the chunk
-// table, as they appear in the store's SQL, for example "wwebstore_sessions" and
-// "wwebstore_sessions_chunks" (with the double quotes).
-func (s *Store) TableNames() (sessions, chunks string) { return s.sessions, s.chunks }
+// TableNames returns the quoted, maybe schema-qualified names of the session table, the chunk
+// table and the version table, as they appear in the store's SQL, for example
+// "wwebstore_sessions", "wwebstore_sessions_chunks" and "wwebstore_sessions_versions" (with the
+// double quotes).
+func (s *Store) TableNames() (sessions, chunks, versions string) {
+	return s.sessions, s.chunks, s.versions
+}
 
-// CreateTablesSQL returns the SQL that creates the store's tables if they are missing: the
-// statements that New runs (without its lock and its checks), for a migration that creates them
-// ahead of time for a store used with SkipCreateTables.
+// CreateTablesSQL returns the SQL that creates the store's tables if they are missing, and
+// upgrades tables made before the store kept history (see Upgrading in the package
+// documentation): the statements that New runs when they are needed (without its lock and its
+// checks), for a migration that prepares the tables ahead of time for a store used with
+// SkipCreateTables. Running it again changes nothing; it needs to own the tables.
 func (s *Store) CreateTablesSQL() string {
-	return createSessions(s.sessions) + ";\n" + createChunks(s.sessions, s.chunks) + ";\n" + alterChunks(s.chunks) + ";\n"
+	var b strings.Builder
+	for _, stmt := range [][]string{
+		{createSessions(s.sessions)}, upgradeSessions(s.sessions),
+		{createChunks(s.sessions, s.chunks), alterChunks(s.chunks)}, upgradeChunks(s.chunks),
+		{createVersions(s.sessions, s.versions)},
+	} {
+		for _, q := range stmt {
+			b.WriteString(q)
+			b.WriteString(";\n")
+		}
+	}
+	return b.String()
 }
 
 func createSessions(sessions string) string {
@@ -332,7 +463,8 @@ func createSessions(sessions string) string {
 	size       bigint NOT NULL CHECK (size >= 0),
 	chunks     integer NOT NULL CHECK (chunks >= 0),
 	chunk_size integer NOT NULL CHECK (chunk_size > 0),
-	saved_at   timestamptz NOT NULL
+	saved_at   timestamptz NOT NULL,
+	gen        bigint NOT NULL CHECK (gen >= 0)
 )`
 }
 
@@ -341,7 +473,8 @@ func createChunks(sessions, chunks string) string {
 	session text COLLATE "C" NOT NULL REFERENCES ` + sessions + ` (session) ON DELETE CASCADE,
 	seq     integer NOT NULL CHECK (seq >= 0),
 	data    bytea NOT NULL,
-	PRIMARY KEY (session, seq)
+	gen     bigint NOT NULL,
+	PRIMARY KEY (session, gen, seq)
 )`
 }
 
@@ -351,29 +484,102 @@ func alterChunks(chunks string) string {
 	return `ALTER TABLE ` + chunks + ` ALTER COLUMN data SET STORAGE EXTERNAL`
 }
 
-// createTables creates the tables that are missing. Concurrent CREATE TABLE IF NOT EXISTS of one
-// table can fail on PostgreSQL's catalog indexes, so creators take a transaction-scoped advisory
-// lock on a hash of the session table's name first. Tables that exist are left alone, so a role
-// without the CREATE privilege can use tables made by a migration.
+func createVersions(sessions, versions string) string {
+	return `CREATE TABLE IF NOT EXISTS ` + versions + ` (
+	session    text COLLATE "C" NOT NULL REFERENCES ` + sessions + ` (session) ON DELETE CASCADE,
+	gen        bigint NOT NULL CHECK (gen > 0),
+	size       bigint NOT NULL CHECK (size >= 0),
+	chunks     integer NOT NULL CHECK (chunks >= 0),
+	chunk_size integer NOT NULL CHECK (chunk_size > 0),
+	saved_at   timestamptz NOT NULL,
+	PRIMARY KEY (session, gen)
+)`
+}
+
+// legacyGen is the generation that the upgrade gives the archives saved before the store kept
+// history: their session rows and chunk rows get gen 1, so that each stays whole and current.
+const legacyGen = "1"
+
+// upgradeSessions adds the gen column to a session table made before the store kept history.
+// The default fills the rows that exist (without rewriting the table, from PostgreSQL 11 on)
+// and is dropped at once, so that an older version of the store, which does not write gen,
+// fails to save rather than write rows that this one would misread.
+func upgradeSessions(sessions string) []string {
+	return []string{
+		`ALTER TABLE ` + sessions + ` ADD COLUMN IF NOT EXISTS gen bigint NOT NULL DEFAULT ` + legacyGen + ` CHECK (gen >= 0)`,
+		`ALTER TABLE ` + sessions + ` ALTER COLUMN gen DROP DEFAULT`,
+	}
+}
+
+// chunksPrimaryKey is the primary key of the chunk table, as pg_get_constraintdef writes it.
+const chunksPrimaryKey = "PRIMARY KEY (session, gen, seq)"
+
+// upgradeChunks adds the gen column to a chunk table made before the store kept history, as
+// upgradeSessions does, and replaces its primary key (session, seq) with (session, gen, seq). The
+// key's name is the server's choice, so a DO block looks it up.
+func upgradeChunks(chunks string) []string {
+	name := "'" + strings.ReplaceAll(chunks, "'", "''") + "'"
+	body := `
+DECLARE
+	pk  name;
+	def text;
+BEGIN
+	SELECT conname, pg_get_constraintdef(oid) INTO pk, def FROM pg_constraint
+		WHERE conrelid = ` + name + `::regclass AND contype = 'p';
+	IF def IS DISTINCT FROM '` + chunksPrimaryKey + `' THEN
+		EXECUTE format('ALTER TABLE %s %s ADD ` + chunksPrimaryKey + `', ` + name + `::regclass,
+			CASE WHEN pk IS NULL THEN '' ELSE format('DROP CONSTRAINT %I,', pk) END);
+	END IF;
+END
+`
+	tag := "$wwebstore$"
+	for i := 0; strings.Contains(body, tag); i++ {
+		tag = fmt.Sprintf("$wwebstore%d$", i)
+	}
+	return []string{
+		`ALTER TABLE ` + chunks + ` ADD COLUMN IF NOT EXISTS gen bigint NOT NULL DEFAULT ` + legacyGen,
+		`ALTER TABLE ` + chunks + ` ALTER COLUMN gen DROP DEFAULT`,
+		`DO ` + tag + body + tag,
+	}
+}
+
+// createTables creates the tables that are missing and upgrades those made before the store
+// kept history. Concurrent CREATE TABLE IF NOT EXISTS of one table can fail on PostgreSQL's
+// catalog indexes, so creators take a transaction-scoped advisory lock on a hash of the session
+// table's name first. Tables that exist and need no upgrade are left alone, so a role without
+// the CREATE privilege, or that does not own the tables, can use tables made by a migration.
 func (s *Store) createTables(ctx context.Context) error {
 	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, s.args("wwebstore/postgresstore create "+s.sessions)...); err != nil {
 			return err
 		}
-		var haveSessions, haveChunks bool
-		if err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL`, s.args(s.sessions, s.chunks)...).Scan(&haveSessions, &haveChunks); err != nil {
+		var haveSessions, haveChunks, haveVersions, sessionsGen, chunksGen, chunksKey bool
+		err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL, to_regclass($3) IS NOT NULL,
+			EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'gen' AND NOT attisdropped),
+			EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($2) AND attname = 'gen' AND NOT attisdropped),
+			EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass($2) AND contype = 'p' AND pg_get_constraintdef(oid) = $4)`,
+			s.args(s.sessions, s.chunks, s.versions, chunksPrimaryKey)...).Scan(&haveSessions, &haveChunks, &haveVersions, &sessionsGen, &chunksGen, &chunksKey)
+		if err != nil {
 			return err
 		}
-		if !haveSessions {
-			if _, err := tx.Exec(ctx, createSessions(s.sessions)); err != nil {
-				return err
-			}
+		var stmts []string
+		switch {
+		case !haveSessions:
+			stmts = append(stmts, createSessions(s.sessions))
+		case !sessionsGen:
+			stmts = append(stmts, upgradeSessions(s.sessions)...)
 		}
-		if !haveChunks {
-			if _, err := tx.Exec(ctx, createChunks(s.sessions, s.chunks)); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, alterChunks(s.chunks)); err != nil {
+		switch {
+		case !haveChunks:
+			stmts = append(stmts, createChunks(s.sessions, s.chunks), alterChunks(s.chunks))
+		case !chunksGen || !chunksKey:
+			stmts = append(stmts, upgradeChunks(s.chunks)...)
+		}
+		if !haveVersions {
+			stmts = append(stmts, createVersions(s.sessions, s.versions))
+		}
+		for _, q := range stmts {
+			if _, err := tx.Exec(ctx, q); err != nil {
 				return err
 			}
 		}
@@ -412,9 +618,10 @@ func (s *Store) SessionExists(ctx context.Context, session string) (bool, error)
 }
 
 // Save reads r to its end in chunks and makes what it read session's archive, replacing the
-// previous one in one transaction (see the package documentation). If r fails, ctx ends or the
-// server fails, Save returns an error wrapping the cause and the previous archive, or its
-// absence, stays as it was. r is never read after Save returns.
+// previous one in one transaction (see the package documentation), which also keeps the previous
+// archive and evicts those beyond Options.Keep. If r fails, ctx ends or the server fails, Save
+// returns an error wrapping the cause, and the previous archive, or its absence, stays as it
+// was, as do the kept ones. r is never read after Save returns.
 //
 // If the connection is lost while the COMMIT is on its way, the outcome cannot be known: Save
 // returns an error, and the session holds either archive, whole.
@@ -441,13 +648,19 @@ func (s *Store) save(ctx context.Context, session string, r io.Reader) (err erro
 			rollback(ctx, tx)
 		}
 	}()
-	if _, err := tx.Exec(ctx, s.sql.lock, s.args(session, s.chunkSize)...); err != nil {
+	var gen int64
+	if err := tx.QueryRow(ctx, s.sql.lock, s.args(session, s.chunkSize)...).Scan(&gen); err != nil {
 		return fmt.Errorf("locking the session row: %w", err)
 	}
-	if _, err := tx.Exec(ctx, s.sql.deleteChunks, s.args(session)...); err != nil {
-		return fmt.Errorf("deleting the previous chunks: %w", err)
+	if s.keep > 1 {
+		if _, err := tx.Exec(ctx, s.sql.keepPrevious, s.args(session)...); err != nil {
+			return fmt.Errorf("keeping the previous archive: %w", err)
+		}
 	}
-	src := newCopySource(session, remoteauth.ContextReader(ctx, r), s.chunkSize)
+	if _, err := tx.Exec(ctx, s.sql.evict, s.args(session, s.keep-1)...); err != nil {
+		return fmt.Errorf("evicting the archives beyond %d: %w", s.keep, err)
+	}
+	src := newCopySource(session, gen, remoteauth.ContextReader(ctx, r), s.chunkSize)
 	tag, copyErr := tx.Conn().PgConn().CopyFrom(ctx, src, s.sql.copy)
 	// pgx may return from CopyFrom while its goroutine is still in a Read; close waits for it
 	// and makes further Reads fail, so that r is not read once Save has returned.
@@ -461,7 +674,7 @@ func (s *Store) save(ctx context.Context, session string, r io.Reader) (err erro
 	case tag.RowsAffected() != chunks:
 		return fmt.Errorf("COPY stored %d chunks, %d were sent", tag.RowsAffected(), chunks)
 	}
-	if _, err := tx.Exec(ctx, s.sql.finish, s.args(session, size, chunks)...); err != nil {
+	if _, err := tx.Exec(ctx, s.sql.finish, s.args(session, gen, size, chunks, s.chunkSize)...); err != nil {
 		return fmt.Errorf("updating the session row: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -490,13 +703,17 @@ func (s *Store) Extract(ctx context.Context, session string, w io.Writer) error 
 	if err := s.begin(ctx, "extract", session); err != nil {
 		return err
 	}
-	if err := s.extract(ctx, session, w); err != nil {
+	if err := s.extract(ctx, session, w, "no row in "+s.sessions, s.sql.meta, session); err != nil {
 		return opError(ctx, "extract", session, err)
 	}
 	return nil
 }
 
-func (s *Store) extract(ctx context.Context, session string, w io.Writer) error {
+// extract writes an archive of session to w, within one REPEATABLE READ snapshot: meta (with
+// args) gives the archive's generation, recorded size and chunk count, and the count, total size
+// and highest seq of its chunk rows, or no row when there is no such archive, which is
+// ErrNotFound described by missing.
+func (s *Store) extract(ctx context.Context, session string, w io.Writer, missing, meta string, args ...any) error {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return fmt.Errorf("beginning the transaction: %w", err)
@@ -504,18 +721,19 @@ func (s *Store) extract(ctx context.Context, session string, w io.Writer) error 
 	// Read-only: rolling back is how it ends, after a success as after a failure.
 	defer rollback(ctx, tx)
 
-	var size, chunks, rows, total, last int64
-	err = tx.QueryRow(ctx, s.sql.meta, s.args(session)...).Scan(&size, &chunks, &rows, &total, &last)
+	var gen, size, chunks, rows, total, last int64
+	err = tx.QueryRow(ctx, meta, s.args(args...)...).Scan(&gen, &size, &chunks, &rows, &total, &last)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("%w: no row in %s", remoteauth.ErrNotFound, s.sessions)
+		return fmt.Errorf("%w: %s", remoteauth.ErrNotFound, missing)
 	}
 	if err != nil {
-		return fmt.Errorf("reading the session row: %w", err)
+		return fmt.Errorf("reading the archive's description: %w", err)
 	}
-	// seq is unique and never negative, so count = max+1 = chunks means exactly 0…chunks-1.
+	// seq is unique within a generation and never negative, so count = max+1 = chunks means
+	// exactly 0…chunks-1.
 	if rows != chunks || last != chunks-1 || total != size {
-		return fmt.Errorf("%w: the session row records %d bytes in %d chunks, %s holds %d bytes in %d chunks numbered up to %d",
-			remoteauth.ErrCorruptArchive, size, chunks, s.chunks, total, rows, last)
+		return fmt.Errorf("%w: archive %d is recorded as %d bytes in %d chunks, %s holds %d bytes in %d chunks numbered up to %d",
+			remoteauth.ErrCorruptArchive, gen, size, chunks, s.chunks, total, rows, last)
 	}
 	if chunks == 0 {
 		return nil
@@ -526,7 +744,8 @@ func (s *Store) extract(ctx context.Context, session string, w io.Writer) error 
 	// is written to w straight from pgx's read buffer.
 	qctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rr := tx.Conn().PgConn().ExecParams(qctx, s.sql.chunks, [][]byte{[]byte(session)}, []uint32{textOID}, nil, []int16{binaryFormat, binaryFormat})
+	params := [][]byte{[]byte(session), strconv.AppendInt(nil, gen, 10)}
+	rr := tx.Conn().PgConn().ExecParams(qctx, s.sql.chunks, params, []uint32{textOID, int8OID}, nil, []int16{binaryFormat, binaryFormat})
 	var next, written int64
 	for rr.NextRow() {
 		v := rr.Values()
@@ -536,7 +755,7 @@ func (s *Store) extract(ctx context.Context, session string, w io.Writer) error 
 		}
 		if seq := int64(int32(binary.BigEndian.Uint32(v[0]))); seq != next {
 			rr.Close()
-			return fmt.Errorf("%w: chunk %d of %d is missing from %s (next is %d)", remoteauth.ErrCorruptArchive, next, chunks, s.chunks, seq)
+			return fmt.Errorf("%w: chunk %d of %d of archive %d is missing from %s (next is %d)", remoteauth.ErrCorruptArchive, next, chunks, gen, s.chunks, seq)
 		}
 		if _, err := w.Write(v[1]); err != nil {
 			// Closing the result would read the rest of the archive to discard it: cancelling
@@ -552,13 +771,14 @@ func (s *Store) extract(ctx context.Context, session string, w io.Writer) error 
 		return fmt.Errorf("reading chunk %d of %d: %w", next, chunks, err)
 	}
 	if next != chunks || written != size {
-		return fmt.Errorf("%w: read %d bytes in %d chunks, the session row records %d bytes in %d chunks",
-			remoteauth.ErrCorruptArchive, written, next, size, chunks)
+		return fmt.Errorf("%w: read %d bytes in %d chunks of archive %d, recorded as %d bytes in %d chunks",
+			remoteauth.ErrCorruptArchive, written, next, gen, size, chunks)
 	}
 	return nil
 }
 
-// Delete removes session's archive: its session row and, through the foreign key, its chunks.
+// Delete removes session's archive and every kept one: its session row and, through the foreign
+// keys, its chunks and version rows.
 // Deleting a session without an archive returns nil. A Delete that meets a Save of the same
 // session in progress waits for it, then deletes what it committed.
 func (s *Store) Delete(ctx context.Context, session string) error {
@@ -569,6 +789,40 @@ func (s *Store) Delete(ctx context.Context, session string) error {
 		return opError(ctx, "delete", session, err)
 	}
 	return nil
+}
+
+// List returns the sessions that have an archive, sorted by name (byte order: the "C" collation),
+// with their sizes and the times their Saves finished writing (saved_at). It reads the session
+// table in one query; the row of a Save in progress is not visible until it commits. Session
+// names that are not valid (a row written by hand) are skipped. It implements remoteauth.Lister.
+func (s *Store) List(ctx context.Context) ([]remoteauth.SessionInfo, error) {
+	fail := func(err error) ([]remoteauth.SessionInfo, error) {
+		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+			err = fmt.Errorf("%w: %w", ctxErr, err)
+		}
+		return nil, fmt.Errorf("postgresstore: list sessions in %s: %w", s.sessions, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	rows, err := s.pool.Query(ctx, s.sql.list, s.args()...)
+	if err != nil {
+		return fail(err)
+	}
+	var (
+		list []remoteauth.SessionInfo
+		info remoteauth.SessionInfo
+	)
+	_, err = pgx.ForEachRow(rows, []any{&info.Name, &info.Size, &info.Saved}, func() error {
+		if remoteauth.ValidateSessionName(info.Name) == nil {
+			list = append(list, info)
+		}
+		return nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+	return list, nil
 }
 
 // begin checks what every method checks first: the session name, then ctx.
@@ -605,6 +859,7 @@ func connectionLost(err error) bool {
 
 const (
 	textOID      = 25 // pgtype.TextOID
+	int8OID      = 20 // pgtype.Int8OID
 	binaryFormat = 1  // pgx.BinaryFormatCode
 )
 
@@ -618,6 +873,7 @@ type copySource struct {
 	mu      sync.Mutex
 	r       io.Reader
 	session string
+	gen     int64
 	buf     []byte // the chunk buffer, len = chunk size
 	head    []byte // bytes to send before body: the file header, a tuple header or the trailer
 	body    []byte // chunk bytes still to send
@@ -628,8 +884,8 @@ type copySource struct {
 	err                           error // r's error, not io.EOF
 }
 
-func newCopySource(session string, r io.Reader, chunkSize int) *copySource {
-	return &copySource{r: r, session: session, buf: make([]byte, chunkSize), hbuf: make([]byte, 0, 64+len(session))}
+func newCopySource(session string, gen int64, r io.Reader, chunkSize int) *copySource {
+	return &copySource{r: r, session: session, gen: gen, buf: make([]byte, chunkSize), hbuf: make([]byte, 0, 64+len(session))}
 }
 
 // The COPY binary format: https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4
@@ -689,9 +945,11 @@ func (c *copySource) fill() error {
 			c.err = fmt.Errorf("the archive has more than %d chunks", 1<<31-1)
 			return c.err
 		}
-		h := binary.BigEndian.AppendUint16(c.hbuf[:0], 3) // fields: session, seq, data
+		h := binary.BigEndian.AppendUint16(c.hbuf[:0], 4) // fields: session, gen, seq, data
 		h = binary.BigEndian.AppendUint32(h, uint32(len(c.session)))
 		h = append(h, c.session...)
+		h = binary.BigEndian.AppendUint32(h, 8)
+		h = binary.BigEndian.AppendUint64(h, uint64(c.gen))
 		h = binary.BigEndian.AppendUint32(h, 4)
 		h = binary.BigEndian.AppendUint32(h, uint32(c.chunks))
 		h = binary.BigEndian.AppendUint32(h, uint32(n))

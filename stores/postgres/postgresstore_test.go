@@ -120,7 +120,7 @@ func TestLayout(t *testing.T) {
 	pool := newPool(t, serverURL(t))
 	const chunk = 4096
 	st := newStore(t, pool, pool, &postgresstore.Options{ChunkSize: chunk})
-	sessions, chunks := st.TableNames()
+	sessions, chunks, _ := st.TableNames()
 
 	c := content{seed: 1, size: 2*chunk + 100}
 	if err := st.Save(ctx, "RemoteAuth-alice", c.reader()); err != nil {
@@ -251,13 +251,20 @@ func TestNewOptions(t *testing.T) {
 		{"ChunkTooSmall", postgresstore.Options{ChunkSize: postgresstore.MinChunkSize - 1}, false},
 		{"ChunkTooLarge", postgresstore.Options{ChunkSize: postgresstore.MaxChunkSize + 1}, false},
 		{"NegativeChunk", postgresstore.Options{ChunkSize: -1}, false},
-		{"LongestTable", postgresstore.Options{Table: long, ChunkTable: "c"}, true},
-		{"TableTooLong", postgresstore.Options{Table: long + "t", ChunkTable: "c"}, false},
-		{"ChunkTableTooLong", postgresstore.Options{Table: long}, false}, // long + "_chunks"
+		{"LongestTable", postgresstore.Options{Table: long, ChunkTable: "c", VersionTable: "v"}, true},
+		{"TableTooLong", postgresstore.Options{Table: long + "t", ChunkTable: "c", VersionTable: "v"}, false},
+		{"ChunkTableTooLong", postgresstore.Options{Table: long, VersionTable: "v"}, false}, // long + "_chunks"
+		{"VersionTableTooLong", postgresstore.Options{Table: long, ChunkTable: "c"}, false}, // long + "_versions"
 		{"SchemaTooLong", postgresstore.Options{Schema: long + "s"}, false},
 		{"NUL", postgresstore.Options{Table: "a\x00b"}, false},
 		{"BadUTF8", postgresstore.Options{Table: "a\xffb"}, false},
+		{"VersionTableNUL", postgresstore.Options{VersionTable: "a\x00b"}, false},
 		{"SameNames", postgresstore.Options{Table: "x", ChunkTable: "x"}, false},
+		{"SameVersionTable", postgresstore.Options{Table: "x", VersionTable: "x"}, false},
+		{"VersionTableIsChunkTable", postgresstore.Options{ChunkTable: "c", VersionTable: "c"}, false},
+		{"Keep1", postgresstore.Options{Keep: 1}, true},
+		{"Keep100", postgresstore.Options{Keep: 100}, true},
+		{"NegativeKeep", postgresstore.Options{Keep: -1}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			// No query is made: the options are refused first, or the tables are not created.
@@ -345,7 +352,7 @@ func TestErrors(t *testing.T) {
 		t.Errorf("Delete with an invalid name: %q, want a postgresstore error wrapping ErrInvalidSession that names the session", err)
 	}
 	// A server error is a *pgconn.PgError underneath.
-	if _, err := pool.Exec(ctx, "ALTER TABLE "+func() string { s, _ := st.TableNames(); return s }()+" ADD CONSTRAINT no_x CHECK (session <> 'x')"); err != nil {
+	if _, err := pool.Exec(ctx, "ALTER TABLE "+func() string { s, _, _ := st.TableNames(); return s }()+" ADD CONSTRAINT no_x CHECK (session <> 'x')"); err != nil {
 		t.Fatal(err)
 	}
 	err = st.Save(ctx, "x", strings.NewReader("archive"))
@@ -367,14 +374,14 @@ func TestCorruption(t *testing.T) {
 		{"MissingChunk", "DELETE FROM %[2]s WHERE session = 's' AND seq = 1"},
 		{"MissingLastChunk", "DELETE FROM %[2]s WHERE session = 's' AND seq = 2"},
 		{"ShortChunk", "UPDATE %[2]s SET data = substring(data FROM 1 FOR 10) WHERE session = 's' AND seq = 0"},
-		{"ExtraChunk", "INSERT INTO %[2]s (session, seq, data) VALUES ('s', 3, '\\x00')"},
+		{"ExtraChunk", "INSERT INTO %[2]s (session, gen, seq, data) SELECT session, gen, 3, '\\x00' FROM %[1]s WHERE session = 's'"},
 		{"RenumberedChunk", "UPDATE %[2]s SET seq = 7 WHERE session = 's' AND seq = 2"},
 		{"NoChunks", "DELETE FROM %[2]s WHERE session = 's'"},
 		{"WrongSize", "UPDATE %[1]s SET size = size + 1 WHERE session = 's'"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			st := newStore(t, pool, pool, &postgresstore.Options{ChunkSize: chunk})
-			sessions, chunks := st.TableNames()
+			sessions, chunks, _ := st.TableNames()
 			if err := st.Save(ctx, "s", content{seed: 2, size: 2*chunk + 1}.reader()); err != nil {
 				t.Fatal(err)
 			}

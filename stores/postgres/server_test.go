@@ -1,7 +1,8 @@
 package postgresstore_test
 
-// Real servers for the tests: a PostgreSQL started by testcontainers-go, or the one that
-// WWEBSTORE_POSTGRES_URL names, and a PgBouncer in transaction pooling mode in front of it.
+// Real servers for the tests: the PostgreSQL that internal/testservers shares among the tests of
+// the binary (WWEBSTORE_POSTGRES_URL's, or a container), and a PgBouncer in transaction pooling
+// mode in front of it (startPgBouncer).
 
 import (
 	"bufio"
@@ -24,80 +25,23 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver, for the wait strategy
-	"github.com/moby/moby/api/types/network"
-	"github.com/testcontainers/testcontainers-go"
-	tclog "github.com/testcontainers/testcontainers-go/log"
-	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
-	"github.com/testcontainers/testcontainers-go/wait"
 
 	"github.com/wwebstore/wwebstore/internal/testenv"
+	"github.com/wwebstore/wwebstore/internal/testservers"
 	postgresstore "github.com/wwebstore/wwebstore/stores/postgres"
 )
 
-const (
-	// envURL names an existing server to test against instead of a container. Every test
-	// works in tables of its own, with random names, and drops them when it ends.
-	envURL = "WWEBSTORE_POSTGRES_URL"
-	// envImage overrides the container image.
-	envImage     = "WWEBSTORE_POSTGRES_IMAGE"
-	defaultImage = "postgres:17"
-)
+// envURL names a server of yours to test against instead of a container (testservers reads it).
+// Every test works in tables of its own, with random names, and drops them when it ends.
+const envURL = "WWEBSTORE_POSTGRES_URL"
 
-// howToRun ends the message of a test that has no server.
-const howToRun = "run scripts/test stores/postgres (it starts a container engine and builds the image), " +
-	"or set " + envURL + "=postgres://user:password@host:port/db to test against a server of yours"
+func TestMain(m *testing.M) { testservers.Main(m) }
 
-// serverURL returns the connection URL of a real PostgreSQL for t: WWEBSTORE_POSTGRES_URL if set,
-// or else a new container, removed when t ends. Without either, the test is unavailable.
+// serverURL returns the connection URL of the PostgreSQL server that the tests of the binary
+// share (testservers.PostgresURL).
 func serverURL(t testing.TB) string {
 	t.Helper()
-	if u := os.Getenv(envURL); u != "" {
-		return u
-	}
-	if err := engineHealthy(); err != nil {
-		testenv.Unavailable(t, "no PostgreSQL: %s is not set and there is no container engine (%v); %s", envURL, err, howToRun)
-	}
-	image := os.Getenv(envImage)
-	if image == "" {
-		image = defaultImage
-	}
-	ctx := context.Background()
-	// A query from the host is the one readiness check that works both for the official image
-	// (which restarts once after its init scripts, listening on TCP only the second time) and
-	// for locally built images with another entrypoint and other log lines.
-	ready := wait.ForSQL("5432/tcp", "pgx", func(host string, port network.Port) string {
-		return fmt.Sprintf("postgres://postgres:postgres@%s/postgres?sslmode=disable&connect_timeout=5", net.JoinHostPort(host, port.Port()))
-	}).WithStartupTimeout(2 * time.Minute).WithPollInterval(200 * time.Millisecond)
-	start := time.Now()
-	ctr, err := tcpostgres.Run(ctx, image, testcontainers.WithLogger(tclog.TestLogger(t)), testcontainers.WithWaitStrategy(ready))
-	testcontainers.CleanupContainer(t, ctr)
-	if err != nil {
-		t.Fatalf("starting PostgreSQL from image %s (set %s to use another): %v", image, envImage, err)
-	}
-	u, err := ctr.ConnectionString(ctx, "sslmode=disable")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("PostgreSQL from %s ready in %v", image, time.Since(start).Round(time.Millisecond))
-	return u
-}
-
-// engineHealthy reports why testcontainers cannot reach a container engine, if it cannot.
-func engineHealthy() (err error) {
-	defer func() {
-		if r := recover(); r != nil { // testcontainers panics when it finds no engine at all
-			err = fmt.Errorf("%v", r)
-		}
-	}()
-	provider, err := testcontainers.ProviderDefault.GetProvider()
-	if err != nil {
-		return err
-	}
-	defer provider.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return provider.Health(ctx)
+	return testservers.PostgresURL(t)
 }
 
 // newPool returns a pool for url, closed when t ends.
@@ -149,11 +93,11 @@ func newStore(t testing.TB, pool, admin *pgxpool.Pool, opts *postgresstore.Optio
 // dropTables drops st's tables through admin when t ends.
 func dropTables(t testing.TB, admin *pgxpool.Pool, st *postgresstore.Store) {
 	t.Helper()
-	sessions, chunks := st.TableNames()
+	sessions, chunks, versions := st.TableNames()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := admin.Exec(ctx, "DROP TABLE IF EXISTS "+chunks+", "+sessions); err != nil {
+		if _, err := admin.Exec(ctx, "DROP TABLE IF EXISTS "+versions+", "+chunks+", "+sessions); err != nil {
 			t.Errorf("dropping the test tables: %v", err)
 		}
 	})

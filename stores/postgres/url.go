@@ -30,6 +30,8 @@ func init() {
 const (
 	paramTable        = "table"
 	paramChunkTable   = "chunk_table"
+	paramVersionTable = "version_table"
+	paramKeep         = "keep"
 	paramSchema       = "schema"
 	paramChunkSize    = "chunk_size"
 	paramCreateTables = "create_tables"
@@ -88,7 +90,7 @@ func parseURL(u *url.URL) (dsn string, opts *Options, err error) {
 	for _, p := range []struct {
 		name string
 		dst  *string
-	}{{paramTable, &opts.Table}, {paramChunkTable, &opts.ChunkTable}, {paramSchema, &opts.Schema}} {
+	}{{paramTable, &opts.Table}, {paramChunkTable, &opts.ChunkTable}, {paramVersionTable, &opts.VersionTable}, {paramSchema, &opts.Schema}} {
 		v, ok, err := take(p.name)
 		if err != nil {
 			return "", nil, err
@@ -104,6 +106,15 @@ func parseURL(u *url.URL) (dsn string, opts *Options, err error) {
 		if opts.ChunkSize, err = urlopt.ParseSize(v, MinChunkSize, MaxChunkSize); err != nil {
 			return "", nil, fmt.Errorf("postgresstore: URL parameter %s=%q: %w", paramChunkSize, v, err)
 		}
+	}
+	if v, ok, err := take(paramKeep); err != nil {
+		return "", nil, err
+	} else if ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return "", nil, fmt.Errorf("postgresstore: URL parameter %s=%q: want the number of archives kept per session, 1 or more (1 keeps no history)", paramKeep, v)
+		}
+		opts.Keep = n
 	}
 	for _, p := range []struct {
 		name   string

@@ -26,6 +26,9 @@ func TestParseURL(t *testing.T) {
 		{"postgres://h/db?use_pool_exec_mode=true&default_query_exec_mode=cache_statement", "postgres://h/db?default_query_exec_mode=cache_statement", Options{UsePoolExecMode: true}},
 		{"postgres://h/db?pool_max_conns=8&application_name=ws&table=t", "postgres://h/db?application_name=ws&pool_max_conns=8", Options{Table: "t"}},
 		{"postgres:///db?host=/run/postgresql&table=t", "postgres:///db?host=%2Frun%2Fpostgresql", Options{Table: "t"}},
+		{"postgres://h/db?keep=1", "postgres://h/db", Options{Keep: 1}},
+		{"postgres://h/db?keep=5&sslmode=disable", "postgres://h/db?sslmode=disable", Options{Keep: 5}},
+		{"postgres://h/db?table=t&version_table=kept", "postgres://h/db", Options{Table: "t", VersionTable: "kept"}},
 	} {
 		u, err := url.Parse(tt.url)
 		if err != nil {
@@ -54,6 +57,13 @@ func TestParseURL(t *testing.T) {
 		"postgres://h/db?create_tables=maybe",
 		"postgres://h/db?use_pool_exec_mode=",
 		"postgres://h/db?table=%zz",
+		"postgres://h/db?keep=0",
+		"postgres://h/db?keep=-1",
+		"postgres://h/db?keep=",
+		"postgres://h/db?keep=two",
+		"postgres://h/db?keep=2.5",
+		"postgres://h/db?keep=1&keep=2",
+		"postgres://h/db?version_table=",
 	} {
 		u, err := url.Parse(bad)
 		if err != nil {

@@ -9,9 +9,20 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/wwebstore/wwebstore/internal/testservers"
 	"github.com/wwebstore/wwebstore/remoteauth"
 	postgresstore "github.com/wwebstore/wwebstore/stores/postgres"
 )
+
+// mustQuery returns the query parameters of rawURL.
+func mustQuery(t *testing.T, rawURL string) url.Values {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query()
+}
 
 // withParams returns rawURL with the query parameters of extra added.
 func withParams(t *testing.T, rawURL, extra string) string {
@@ -58,7 +69,7 @@ func TestOpenStore(t *testing.T) {
 				if scheme == "postgres" { // the tables stay for the second round
 					dropTables(t, admin, pst)
 				}
-				sessions, chunks := pst.TableNames()
+				sessions, chunks, _ := pst.TableNames()
 				if sessions != (pgx.Identifier{tt.table}).Sanitize() || chunks != (pgx.Identifier{tt.chunks}).Sanitize() {
 					t.Errorf("tables %s and %s, want %q and %q", sessions, chunks, tt.table, tt.chunks)
 				}
@@ -91,6 +102,33 @@ func TestOpenStore(t *testing.T) {
 			}
 		})
 	}
+	// The URL of a testservers namespace: a schema of its own, which the tables go into.
+	t.Run("Schema", func(t *testing.T) {
+		srv := testservers.Postgres(t)
+		schema := mustQuery(t, srv.URL).Get("schema")
+		st, err := remoteauth.OpenStore(ctx, srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.(io.Closer).Close()
+		sessions, chunks, _ := st.(*postgresstore.Store).TableNames()
+		want := pgx.Identifier{schema, postgresstore.DefaultTable}.Sanitize()
+		if sessions != want {
+			t.Errorf("session table %s, want %s", sessions, want)
+		}
+		inSchema := pgx.Identifier{schema}.Sanitize() + "."
+		if !strings.HasPrefix(chunks, inSchema) {
+			t.Errorf("chunk table %s is not in schema %s", chunks, schema)
+		}
+		c := content{seed: 2, size: 1000}
+		if err := st.Save(ctx, "RemoteAuth-schema", c.reader()); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := admin.QueryRow(ctx, "SELECT count(*) FROM "+sessions).Scan(&n); err != nil || n != 1 {
+			t.Errorf("rows in %s: %d, %v; want 1", sessions, n, err)
+		}
+	})
 	t.Run("CreateTablesFalse", func(t *testing.T) {
 		u := withParams(t, server, "create_tables=false&table="+uniqueTable())
 		st, err := remoteauth.OpenStore(ctx, u)

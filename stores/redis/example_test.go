@@ -87,3 +87,28 @@ func Example_openStore() {
 	}
 	log.Printf("session saved: %v", ok)
 }
+
+// Keeping the last three archives of each session, and restoring the one before the newest by
+// hand (Session.Restore falls back by itself when the newest fails verification).
+func ExampleStore_Versions() {
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
+	defer rdb.Close()
+
+	st, err := redisstore.New(ctx, rdb, &redisstore.Options{Keep: 3}) // or "?keep=3" in a URL
+	if err != nil {
+		log.Fatal(err)
+	}
+	versions, err := st.Versions(ctx, "RemoteAuth-alice") // newest first
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, v := range versions {
+		log.Printf("archive %s: %d bytes, saved %v", v.ID, v.Size, v.Saved)
+	}
+	if len(versions) > 1 {
+		if err := st.ExtractVersion(ctx, "RemoteAuth-alice", versions[1].ID, os.Stdout); err != nil {
+			log.Fatal(err) // errors.Is(err, remoteauth.ErrNotFound) if it was evicted meanwhile
+		}
+	}
+}

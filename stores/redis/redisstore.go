@@ -23,6 +23,9 @@
 //	    chunk_size  size of every chunk but the last (the ChunkSize of the Save that wrote it)
 //	    saved_ms    when the Save committed, Unix milliseconds (server clock)
 //	wwebstore:{RemoteAuth-alice}:chunk:<gen>:<i>   string: chunk i (from 0) of generation gen
+//	wwebstore:{RemoteAuth-alice}:history           list: the archives kept before the current
+//	                                               one, newest first (see History), each
+//	                                               "<gen>:<chunks>:<size>:<chunk_size>:<saved_ms>"
 //	wwebstore:{RemoteAuth-alice}:saves             hash: Saves in progress, gen → number of
 //	                                               chunk slots written so far
 //	wwebstore:{RemoteAuth-alice}:readers           sorted set: Extract leases, "<gen>:<id>"
@@ -30,9 +33,12 @@
 //
 // A session exists when its meta key does. Session names are case-sensitive and contain no
 // brace, so sessions never share a key ("a" and "a-b" are {a} and {a-b}); the key prefix must not
-// contain a brace either. Between operations, a session has its meta key and the chunks of its
-// current generation, and nothing else: the saves and readers keys exist while Saves and
-// Extracts run, and otherwise expire within a minute of their last use.
+// contain a brace either. Between operations, a session has its meta key, the chunks of its
+// current generation, and, with Options.Keep above 1, its history list and the chunks of the
+// generations it lists, and nothing else: the saves and readers keys exist while Saves and
+// Extracts run, and otherwise expire within a minute of their last use. The current archive is
+// where it was before the store kept history, so archives written by earlier versions are read
+// as they are: no migration is needed.
 //
 // # Saving
 //
@@ -49,7 +55,8 @@
 //  3. A heartbeat renews the expiry of the registration and of the chunks every 15 seconds.
 //  4. Once r has been read to its end, and if ctx has not ended, the commit script checks that
 //     every chunk is there, removes their expiry (or sets Options.TTL), points the meta key to
-//     the new generation, and retires the previous one (see Extracting).
+//     the new generation, and keeps the previous one in the history list or retires it (see
+//     History and Extracting).
 //
 // A Save that fails (r returns an error, ctx ends, the connection breaks) deletes its chunks and
 // its registration with a fresh context of a few seconds, and leaves the previous archive as it
@@ -58,8 +65,11 @@
 // generation (the count of chunk slots says which keys may exist) and their registrations. Should
 // no other Save of the session come, the chunks and the registration expire within a minute.
 //
-// Concurrent Saves of one session all succeed. The first to commit wins and, as above, deletes
-// the others' chunks and registrations. A Save that finds its registration gone (at a chunk
+// Concurrent Saves of one session all succeed. With Options.Keep above 1, those that one Store
+// runs all commit, one after the other in the order they complete, and each is kept (a commit
+// spares the registrations of its own Store's other Saves). Otherwise (Keep 1, or Saves of
+// different Stores: processes), the first to commit wins and, as above, deletes the others'
+// chunks and registrations. A Save that finds its registration gone (at a chunk
 // transaction, a heartbeat or its commit) at a time when, by its own monotonic clock, the
 // registration cannot have expired (less than 45 seconds after it last renewed it), knows that a
 // commit or a Delete ran during it: it was overtaken. It stops writing, reads r to its end and
@@ -88,6 +98,34 @@
 // nothing yet, up to three times; once bytes are written it cannot take them back, and it returns
 // an error. It never returns nil after writing a partial or mixed archive.
 //
+// # History
+//
+// A Store implements [remoteauth.History]: it keeps the last Options.Keep archives of each
+// session (remoteauth.DefaultKeep, 2, by default: the current one and the one before it). An
+// archive's ID is its generation, 16 hex digits, which does not change when it is kept. A commit
+// pushes the archive it replaces, chunks untouched, onto the head of the session's history list
+// and, in the same script, retires the entries beyond Keep-1 (their chunks are deleted, or
+// expire with the last Extract lease on them) and gives the kept chunks and the list the new
+// archive's expiry: Options.TTL, or none. So a session's archives expire together, and a store
+// reopened without TTL makes them persistent again. With Keep 1 a commit retires the previous
+// archive and deletes the history list it finds; a store reopened with a smaller Keep lists that
+// many at once, and its next commit evicts the rest.
+//
+// A Save that fails never reaches the commit, so it neither adds nor evicts a kept archive.
+// Delete removes the history list and every kept archive in the script that deletes the meta
+// key; a session whose meta key is gone (deleted, or expired) lists no archives, and its next
+// commit deletes any history list left. Versions reads the meta key and the list in one
+// MULTI/EXEC; ExtractVersion takes the same reader lease as Extract on the kept generation, so an
+// eviction during it deletes the chunks only once it ends. A Save overtaken by a Save of another
+// Store (see Saving) is not kept: it is ordered just before the winner, which replaced it.
+//
+// Versions of the store older than History read and write the current archive as before, but
+// keep nothing: during a rolling upgrade, their commits retire the archive they replace instead
+// of keeping it, their Deletes leave the history list and its archives (listed by none, and
+// removed by this version's next Save or Delete of the session), and their Extracts, on ending, may delete the chunks of a kept
+// generation that they read after it was kept (ExtractVersion of it then fails with a missing
+// chunk). Run one version once the upgrade is done.
+//
 // # Errors
 //
 // Every error names "redisstore", the operation and the session, and wraps the cause with %w: a
@@ -113,9 +151,10 @@
 //   - Reads from replicas (ClusterOptions.ReadOnly, RouteByLatency, RouteRandomly;
 //     FailoverOptions.ReplicaOnly) may miss a chunk that the primary has; Extract then retries
 //     or fails, and never writes a wrong archive. Read from primaries.
-//   - The commit and Delete scripts touch every chunk of the archive, a few microseconds each,
-//     during which the server runs nothing else: with 1 MiB chunks, a 1 GiB archive has 1,024.
-//   - During a Save the server holds the previous archive and the new one.
+//   - The commit and Delete scripts touch every chunk of the archive and of the kept ones, a few
+//     microseconds each, during which the server runs nothing else: with 1 MiB chunks, a 1 GiB
+//     archive has 1,024. Options.Keep is at most MaxKeep (100).
+//   - The server holds Options.Keep archives of each session, and during a Save one more.
 //   - Memory in the process: a Save holds at most eight chunks (8 MiB by default) and an Extract
 //     about six, plus go-redis's buffers; the Go heap grows by more until the garbage collector
 //     runs (9 MiB saving and up to 21 MiB extracting 256 MiB, measured: see the README).
@@ -131,6 +170,7 @@
 //	prefix=app:sessions:    Options.KeyPrefix, percent-encoded if need be (default "wwebstore:")
 //	chunk_size=1048576      Options.ChunkSize, in bytes (default 1 MiB)
 //	ttl=720h                Options.TTL, a Go duration or a number of seconds (default: none)
+//	keep=3                  Options.Keep, archives kept per session, 1 to 100 (default 2)
 //	cluster=true            a Redis Cluster: host is a seed node; more seeds with addr=host:port
 //	master_name=mymaster    a Sentinel-managed primary: host and each addr=host:port are
 //	                        Sentinels, the user info is the Sentinels' credentials, and the
@@ -149,6 +189,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -167,6 +209,8 @@ const (
 	MinChunkSize     = 1 << 10  // 1 KiB: smaller chunks only multiply keys and round trips
 	MaxChunkSize     = 64 << 20 // 64 MiB: a larger value blocks the server for too long
 	MinTTL           = time.Second
+	// MaxKeep is the largest Options.Keep: a commit walks every chunk of every kept archive.
+	MaxKeep = 100
 )
 
 const (
@@ -197,8 +241,16 @@ type Options struct {
 
 	// TTL, if positive, makes an archive expire when it has not been saved for that long:
 	// every Save sets it again; Extract and SessionExists do not. It must be 0 (archives never
-	// expire) or at least MinTTL (one second).
+	// expire) or at least MinTTL (one second). The kept archives (Keep) follow the current
+	// one: every commit gives them its expiry, so a session's archives expire together.
 	TTL time.Duration
+
+	// Keep is how many archives of each session the store keeps, the current one included (see
+	// remoteauth.History and the package documentation, History). 0 means
+	// remoteauth.DefaultKeep (2: the current archive and the one before it); 1 keeps no history
+	// (and a Save removes the history it finds); at most MaxKeep (100). Each kept archive takes
+	// its size in the server's memory.
+	Keep int
 }
 
 // Store is a remoteauth.Store that keeps archives in Redis. It is safe for concurrent use, also
@@ -208,15 +260,23 @@ type Store struct {
 	prefix    string
 	chunkSize int
 	ttl       time.Duration
+	keep      int // archives kept per session, at least 1
 	lease     time.Duration
+	// pending holds, for each session (by its saves key), the generations of the Saves that
+	// this Store runs: with keep above 1, a commit spares them, so that they commit in turn
+	// and are kept (see the package documentation, History).
+	pendingMu sync.Mutex
+	pending   map[string]map[string]bool
 	owned     bool // the client was made by OpenStore, and Close closes it
 	closeOnce sync.Once
 	closeErr  error
 }
 
 var (
-	_ remoteauth.Store = (*Store)(nil)
-	_ io.Closer        = (*Store)(nil)
+	_ remoteauth.Store   = (*Store)(nil)
+	_ remoteauth.Lister  = (*Store)(nil)
+	_ remoteauth.History = (*Store)(nil)
+	_ io.Closer          = (*Store)(nil)
 )
 
 // New returns a Store that keeps archives through rdb, and checks that the server answers a
@@ -226,7 +286,8 @@ func New(ctx context.Context, rdb redis.UniversalClient, opts *Options) (*Store,
 	if rdb == nil {
 		return nil, errors.New("redisstore: New: no client given")
 	}
-	s := &Store{rdb: rdb, prefix: DefaultKeyPrefix, chunkSize: DefaultChunkSize, lease: defaultLease}
+	s := &Store{rdb: rdb, prefix: DefaultKeyPrefix, chunkSize: DefaultChunkSize, keep: remoteauth.DefaultKeep,
+		lease: defaultLease, pending: map[string]map[string]bool{}}
 	if opts != nil {
 		if err := opts.validate(); err != nil {
 			return nil, err
@@ -238,6 +299,9 @@ func New(ctx context.Context, rdb redis.UniversalClient, opts *Options) (*Store,
 			s.chunkSize = opts.ChunkSize
 		}
 		s.ttl = opts.TTL
+		if opts.Keep != 0 {
+			s.keep = opts.Keep
+		}
 	}
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		return nil, fmt.Errorf("redisstore: New: PING: %w", err)
@@ -255,6 +319,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("redisstore: TTL %v is negative (0 means no expiry)", o.TTL)
 	case o.TTL > 0 && o.TTL < MinTTL:
 		return fmt.Errorf("redisstore: TTL %v is less than %v (0 means no expiry)", o.TTL, MinTTL)
+	case o.Keep < 0 || o.Keep > MaxKeep:
+		return fmt.Errorf("redisstore: Keep %d is not between 1 (no history) and %d (0 means the default, %d)", o.Keep, MaxKeep, remoteauth.DefaultKeep)
 	}
 	return nil
 }
@@ -275,8 +341,8 @@ func (s *Store) Close() error {
 
 // keys are the names of one session's keys.
 type keys struct {
-	meta, saves, readers string
-	chunkBase            string // + gen + ":" + index
+	meta, saves, readers, history string
+	chunkBase                     string // + gen + ":" + index
 }
 
 func (s *Store) keys(session string) keys {
@@ -285,6 +351,7 @@ func (s *Store) keys(session string) keys {
 		meta:      tag + "meta",
 		saves:     tag + "saves",
 		readers:   tag + "readers",
+		history:   tag + "history",
 		chunkBase: tag + "chunk:",
 	}
 }
@@ -320,7 +387,7 @@ func (s *Store) SessionExists(ctx context.Context, session string) (bool, error)
 	return n == 1, nil
 }
 
-// Delete removes session's archive, and overtakes the session's Saves in progress (they return
+// Delete removes session's archive and every archive kept before it, and overtakes the session's Saves in progress (they return
 // nil and leave nothing). An Extract already reading the archive finishes it. Deleting a session
 // without an archive returns nil.
 func (s *Store) Delete(ctx context.Context, session string) error {
@@ -328,11 +395,106 @@ func (s *Store) Delete(ctx context.Context, session string) error {
 	if err != nil {
 		return err
 	}
-	err = deleteScript.Run(ctx, s.rdb, []string{k.meta, k.saves, k.readers}, k.chunkBase).Err()
+	err = deleteScript.Run(ctx, s.rdb, []string{k.meta, k.saves, k.readers, k.history}, k.chunkBase).Err()
 	if err != nil {
 		return opError("delete", session, err)
 	}
 	return nil
+}
+
+// listScanCount is the COUNT hint of List's SCAN calls: keys examined per round trip.
+const listScanCount = 1000
+
+// List returns the sessions that have an archive, sorted by name, with their sizes and the times
+// of their Saves (saved_ms, the server's clock). It SCANs the keyspace for the store's meta keys
+// (on every primary of a Redis Cluster), which examines every key of the database in batches
+// without blocking the server, then reads the size and time of each session in one pipeline.
+// Keys of other key prefixes are not listed. It implements remoteauth.Lister.
+func (s *Store) List(ctx context.Context) ([]remoteauth.SessionInfo, error) {
+	fail := func(err error) ([]remoteauth.SessionInfo, error) {
+		return nil, fmt.Errorf("redisstore: list sessions: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	pattern := globEscape(s.prefix) + "{*}:meta"
+	var (
+		mu    sync.Mutex
+		names = map[string]bool{}
+	)
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		iter := c.Scan(ctx, 0, pattern, listScanCount).Iterator()
+		for iter.Next(ctx) {
+			if name, ok := s.sessionOfMeta(iter.Val()); ok {
+				mu.Lock()
+				names[name] = true // SCAN may return a key twice
+				mu.Unlock()
+			}
+		}
+		return iter.Err()
+	}
+	var err error
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	} else {
+		err = scan(ctx, s.rdb)
+	}
+	if err != nil {
+		return fail(withCtxErr(ctx, err))
+	}
+	sorted := slices.Sorted(maps.Keys(names))
+	cmds := make([]*redis.SliceCmd, len(sorted))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, name := range sorted {
+			cmds[i] = p.HMGet(ctx, s.keys(name).meta, "size", "saved_ms")
+		}
+		return nil
+	})
+	if err != nil {
+		return fail(withCtxErr(ctx, err))
+	}
+	list := make([]remoteauth.SessionInfo, 0, len(sorted))
+	for i, name := range sorted {
+		vals := cmds[i].Val()
+		size, ok1 := vals[0].(string)
+		saved, ok2 := vals[1].(string)
+		if !ok1 || !ok2 {
+			continue // deleted since the SCAN
+		}
+		n, err1 := strconv.ParseInt(size, 10, 64)
+		ms, err2 := strconv.ParseInt(saved, 10, 64)
+		if err := errors.Join(err1, err2); err != nil {
+			return fail(fmt.Errorf("session %q: %w: meta: %w", name, errBadArchive, err))
+		}
+		list = append(list, remoteauth.SessionInfo{Name: name, Size: n, Saved: time.UnixMilli(ms)})
+	}
+	return list, nil
+}
+
+// sessionOfMeta returns the session whose meta key is key, and false if key is not the meta key
+// of a valid session name under the store's prefix.
+func (s *Store) sessionOfMeta(key string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, s.prefix+"{")
+	if !ok {
+		return "", false
+	}
+	name, ok := strings.CutSuffix(rest, "}:meta")
+	if !ok || remoteauth.ValidateSessionName(name) != nil {
+		return "", false
+	}
+	return name, true
+}
+
+// globEscape escapes the characters that SCAN's MATCH pattern gives a meaning to.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if strings.ContainsRune(`*?[]\`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 // Save reads r to its end and makes what it read session's archive, replacing the previous one
@@ -362,6 +524,8 @@ func (s *Store) save(ctx context.Context, k keys, r io.Reader) (err error) {
 	gen := newID()
 	reg := &registration{lease: s.lease}
 	committed := false
+	s.track(k, gen, true)
+	defer s.track(k, gen, false)
 	defer func() {
 		if !committed {
 			// Best effort, with a context of its own: ctx may be what failed (even the
@@ -398,8 +562,8 @@ func (s *Store) save(ctx context.Context, k keys, r io.Reader) (err error) {
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	res, err := commitScript.Run(cctx, s.rdb, []string{k.meta, k.saves, k.readers},
-		k.chunkBase, gen, n, size, s.chunkSize, ms(s.ttl)).Int64Slice()
+	args := append([]any{k.chunkBase, gen, n, size, s.chunkSize, ms(s.ttl), s.keep}, s.spared(k, gen)...)
+	res, err := commitScript.Run(cctx, s.rdb, []string{k.meta, k.saves, k.readers, k.history}, args...).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("commit (its outcome is unknown): %w", err)
 	}
@@ -418,6 +582,40 @@ func (s *Store) save(ctx context.Context, k keys, r io.Reader) (err error) {
 	default:
 		return fmt.Errorf("%w: chunk %d of %d expired before the commit: no heartbeat reached the server for %v", errChunkMissing, res[1], n, s.lease)
 	}
+}
+
+// track records that this Store runs a Save of generation gen (add), or no longer does.
+func (s *Store) track(k keys, gen string, add bool) {
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	switch gens := s.pending[k.saves]; {
+	case add && gens == nil:
+		s.pending[k.saves] = map[string]bool{gen: true}
+	case add:
+		gens[gen] = true
+	default:
+		delete(gens, gen)
+		if len(gens) == 0 {
+			delete(s.pending, k.saves)
+		}
+	}
+}
+
+// spared returns the generations that the commit of gen must not supersede: with keep above 1,
+// those of the other Saves of the session that this Store runs; with keep 1, none.
+func (s *Store) spared(k keys, gen string) []any {
+	if s.keep == 1 {
+		return nil
+	}
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	var list []any
+	for g := range s.pending[k.saves] {
+		if g != gen {
+			list = append(list, g)
+		}
+	}
+	return list
 }
 
 // A registration tells, by the Save's monotonic clock, until when its generation's registration
@@ -596,8 +794,14 @@ func (s *Store) Extract(ctx context.Context, session string, w io.Writer) error 
 	if err != nil {
 		return err
 	}
+	return s.extractRetry(ctx, session, k, "", w)
+}
+
+// extractRetry extracts the archive of generation gen ("": the current one), starting again
+// when it finds a chunk missing before writing anything, up to extractAttempts times.
+func (s *Store) extractRetry(ctx context.Context, session string, k keys, gen string, w io.Writer) error {
 	for attempt := 1; ; attempt++ {
-		written, err := s.extract(ctx, k, w)
+		written, err := s.extract(ctx, k, gen, w)
 		if err == nil {
 			return nil
 		}
@@ -664,12 +868,16 @@ func (a archive) chunkLen(i int) int64 {
 	return a.size - int64(a.chunks-1)*a.chunkSize
 }
 
-// extract makes one attempt at Extract, and returns how many bytes it wrote to w.
-func (s *Store) extract(ctx context.Context, k keys, w io.Writer) (written int64, err error) {
+// extract makes one attempt at extracting the archive of generation gen ("": the current one),
+// and returns how many bytes it wrote to w.
+func (s *Store) extract(ctx context.Context, k keys, gen string, w io.Writer) (written int64, err error) {
 	id := newID()
-	vals, err := openScript.Run(ctx, s.rdb, []string{k.meta, k.readers}, k.chunkBase, id, ms(s.lease)).Slice()
-	if errors.Is(err, redis.Nil) {
+	vals, err := openScript.Run(ctx, s.rdb, []string{k.meta, k.readers, k.history}, k.chunkBase, id, ms(s.lease), gen, s.keep).Slice()
+	if errors.Is(err, redis.Nil) && gen == "" {
 		return 0, fmt.Errorf("%w: no key %s", remoteauth.ErrNotFound, k.meta)
+	}
+	if errors.Is(err, redis.Nil) {
+		return 0, fmt.Errorf("archive %s: %w: the session keeps no archive with that ID (never saved, evicted or deleted)", gen, remoteauth.ErrNotFound)
 	}
 	if err != nil {
 		return 0, err
@@ -679,7 +887,7 @@ func (s *Store) extract(ctx context.Context, k keys, w io.Writer) (written int64
 		defer func() {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 			defer cancel()
-			_ = closeScript.Run(cctx, s.rdb, []string{k.meta, k.readers}, k.chunkBase, a.gen, id, a.chunks).Err()
+			_ = closeScript.Run(cctx, s.rdb, []string{k.meta, k.readers, k.history}, k.chunkBase, a.gen, id, a.chunks).Err()
 		}()
 	}
 	if perr != nil {

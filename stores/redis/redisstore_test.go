@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/wwebstore/wwebstore/internal/testservers"
 	"github.com/wwebstore/wwebstore/remoteauth"
 	redisstore "github.com/wwebstore/wwebstore/stores/redis"
 	"github.com/wwebstore/wwebstore/storetest"
@@ -125,12 +126,14 @@ func save(t testing.TB, st *redisstore.Store, session string, data []byte) {
 }
 
 // TestLayout checks the keys of the package documentation: their names, the meta key's
-// fields, the chunks' sizes (none over ChunkSize), and that nothing else is left.
+// fields, the chunks' sizes (none over ChunkSize), and that nothing else is left. It keeps no
+// history (Keep 1), so each Save leaves only its own archive; TestHistoryLayout checks the
+// history list.
 func TestLayout(t *testing.T) {
 	ctx := t.Context()
 	rdb := newClient(t, serverOptions(t))
 	const chunkSize = redisstore.MinChunkSize
-	st, prefix := newStore(t, rdb, &redisstore.Options{ChunkSize: chunkSize})
+	st, prefix := newStore(t, rdb, &redisstore.Options{ChunkSize: chunkSize, Keep: 1})
 	const session = "RemoteAuth-alice"
 	for _, size := range []int{0, 1, chunkSize, 3*chunkSize + 5} {
 		data := pattern(uint64(size), size)
@@ -216,10 +219,11 @@ func TestTTL(t *testing.T) {
 
 // TestSupersededSavesLeaveNothing saves one session from many goroutines at once, with small
 // chunks so that Saves overlap: every Save succeeds, the archive is one of the inputs, and
-// nothing of the others is left.
+// nothing of the others is left. With Keep 1, the Saves of one Store overtake each other (with
+// more, they all commit: see TestHistoryOverlappingSaves).
 func TestSupersededSavesLeaveNothing(t *testing.T) {
 	rdb := newClient(t, serverOptions(t))
-	st, prefix := newStore(t, rdb, &redisstore.Options{ChunkSize: 1 << 10})
+	st, prefix := newStore(t, rdb, &redisstore.Options{ChunkSize: 1 << 10, Keep: 1})
 	const session = "RemoteAuth-many"
 	inputs := make([][]byte, 12)
 	for i := range inputs {
@@ -360,6 +364,10 @@ func TestOptions(t *testing.T) {
 		{"TTLMin", redisstore.Options{TTL: time.Second}, ""},
 		{"TTLTooShort", redisstore.Options{TTL: time.Millisecond}, "TTL"},
 		{"TTLNegative", redisstore.Options{TTL: -time.Hour}, "negative"},
+		{"KeepOne", redisstore.Options{Keep: 1}, ""},
+		{"KeepMax", redisstore.Options{Keep: redisstore.MaxKeep}, ""},
+		{"KeepTooMany", redisstore.Options{Keep: redisstore.MaxKeep + 1}, "Keep"},
+		{"KeepNegative", redisstore.Options{Keep: -1}, "Keep"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := redisstore.New(t.Context(), rdb, &tt.opts)
@@ -410,16 +418,20 @@ func TestCloseKeepsCallersClient(t *testing.T) {
 	}
 }
 
-// TestOpenStore opens the store from a URL on a real server: the URL's prefix is used, and Close
-// closes the client that OpenStore made.
+// TestOpenStore opens the store from the URL of a testservers.Redis namespace, with more
+// parameters: the URL's prefix is used, and Close closes the client that OpenStore made.
 func TestOpenStore(t *testing.T) {
-	o := serverOptions(t)
-	prefix := testPrefix(t)
-	u := "redis://" + o.Addr + "/" + strconv.Itoa(o.DB) + "?prefix=" + url.QueryEscape(prefix) + "&chunk_size=4096&dial_timeout=5s"
-	if o.Password != "" {
-		u = "redis://" + url.UserPassword(o.Username, o.Password).String() + "@" + strings.TrimPrefix(u, "redis://")
+	srv := testservers.Redis(t)
+	u, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
 	}
-	st, err := remoteauth.OpenStore(t.Context(), u)
+	q := u.Query()
+	prefix := q.Get("prefix")
+	q.Set("chunk_size", "4096")
+	q.Set("dial_timeout", "5s")
+	u.RawQuery = q.Encode()
+	st, err := remoteauth.OpenStore(t.Context(), u.String())
 	if err != nil {
 		t.Fatalf("OpenStore: %v", err)
 	}
@@ -431,12 +443,7 @@ func TestOpenStore(t *testing.T) {
 	if err := st.Save(t.Context(), "RemoteAuth-url", bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
-	rdb := newClient(t, o)
-	defer func() {
-		for _, k := range scanKeys(t, context.Background(), rdb, prefix+"*") {
-			rdb.Del(context.Background(), k)
-		}
-	}()
+	rdb := newClient(t, serverOptions(t))
 	keys := sessionKeys(t, rdb, prefix, "RemoteAuth-url")
 	if len(keys) != 4 { // meta and 3 chunks of 4096 bytes
 		t.Errorf("keys under the URL's prefix: %q, want the meta key and 3 chunks", keys)

@@ -43,14 +43,16 @@ local function extend(key, ms)
     redis.call('PEXPIRE', key, ms)
   end
 end
--- supersede deletes the chunks and registrations of every pending Save: each finds, at its next
--- step, that it was overtaken.
-local function supersede(saves, base)
+-- supersede deletes the chunks and registrations of every pending Save but those in spare (a
+-- set of generations, or nil): each finds, at its next step, that it was overtaken.
+local function supersede(saves, base, spare)
   local w = redis.call('HGETALL', saves)
   for j = 1, #w, 2 do
-    del_chunks(base, w[j], tonumber(w[j + 1]))
+    if not (spare and spare[w[j]]) then
+      del_chunks(base, w[j], tonumber(w[j + 1]))
+      redis.call('HDEL', saves, w[j])
+    end
   end
-  redis.call('DEL', saves)
 end
 -- retire disposes of a generation that is no longer the session's archive: its chunks are
 -- deleted at once, or, if Extracts hold leases on it, expire when the last lease does.
@@ -70,6 +72,38 @@ local function retire(readers, base, gen, n, now)
     else
       redis.call('PEXPIREAT', chunk(base, gen, i), keep)
     end
+  end
+end
+-- A kept archive is an entry of the history list, "<gen>:<chunks>:<size>:<chunk_size>:<saved_ms>".
+local function kept_entry(m)
+  return m[1] .. ':' .. (m[2] or '0') .. ':' .. (m[3] or '0') .. ':' .. (m[4] or '0') .. ':' .. (m[5] or '0')
+end
+local function parse_kept(e)
+  return string.match(e, '^(%x+):(%d+):(%d+):(%d+):(%d+)$')
+end
+-- is_kept reports whether gen is in the history list.
+local function is_kept(history, gen)
+  for _, e in ipairs(redis.call('LRANGE', history, 0, -1)) do
+    if parse_kept(e) == gen then
+      return true
+    end
+  end
+  return false
+end
+-- drop_kept retires the kept archives from index 'from' of the history list on, and cuts the
+-- list before them (from 0: deletes it).
+local function drop_kept(readers, history, base, from, now)
+  local l = redis.call('LRANGE', history, from, -1)
+  for _, e in ipairs(l) do
+    local gen, n = parse_kept(e)
+    if gen then
+      retire(readers, base, gen, tonumber(n), now)
+    end
+  end
+  if from <= 0 then
+    redis.call('DEL', history)
+  elseif #l > 0 then
+    redis.call('LTRIM', history, 0, from - 1)
   end
 end
 `
@@ -125,13 +159,17 @@ return 1
 `)
 
 // commitScript makes a pending generation the session's archive, after checking that each of
-// its chunks is there, and supersedes the other pending Saves and retires the previous
-// generation. It returns {code, detail}: {1} committed (also when a retried commit finds it
-// already done), {0} the generation is not registered (overtaken, or expired), {-1, i} chunk i
-// is missing (expired): nothing changed, and the generation's chunks are deleted.
+// its chunks is there, and supersedes the other pending Saves (but the spared ones: those that
+// the committing Store runs itself). With keep above 1 it pushes the previous archive onto the
+// history list, else it retires it; it retires the kept archives beyond keep (all of them when
+// the session had no archive: a history without a current archive is what an expiry left), and
+// gives every kept archive's keys the expiry of the new one (Options.TTL, or none). It returns
+// {code, detail}: {1} committed (also when a retried commit finds it already done), {0} the
+// generation is not registered (overtaken, or expired), {-1, i} chunk i is missing (expired):
+// nothing changed, and the generation's chunks are deleted.
 //
-//	KEYS: meta, saves, readers
-//	ARGV: base, gen, chunks, size, chunk_size, ttl_ms (0: none)
+//	KEYS: meta, saves, readers, history
+//	ARGV: base, gen, chunks, size, chunk_size, ttl_ms (0: none), keep, spared gens…
 var commitScript = newScript(`
 local base, gen, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local ttl = tonumber(ARGV[6])
@@ -160,7 +198,7 @@ for i = n, hw - 1 do
   redis.call('DEL', chunk(base, gen, i))
 end
 local now = now_ms()
-local old = redis.call('HMGET', KEYS[1], 'gen', 'chunks')
+local old = redis.call('HMGET', KEYS[1], 'gen', 'chunks', 'size', 'chunk_size', 'saved_ms')
 redis.call('HSET', KEYS[1], 'gen', gen, 'chunks', ARGV[3], 'size', ARGV[4], 'chunk_size', ARGV[5], 'saved_ms', now)
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)
@@ -168,9 +206,35 @@ else
   redis.call('PERSIST', KEYS[1])
 end
 redis.call('HDEL', KEYS[2], gen)
-supersede(KEYS[2], base)
-if old[1] then
+local spare = {}
+for j = 8, #ARGV do
+  spare[ARGV[j]] = true
+end
+supersede(KEYS[2], base, spare)
+local keep = tonumber(ARGV[7])
+if not old[1] then
+  drop_kept(KEYS[3], KEYS[4], base, 0, now)
+elseif keep > 1 then
+  redis.call('LPUSH', KEYS[4], kept_entry(old))
+  drop_kept(KEYS[3], KEYS[4], base, keep - 1, now)
+else
   retire(KEYS[3], base, old[1], tonumber(old[2]) or 0, now)
+  drop_kept(KEYS[3], KEYS[4], base, 0, now)
+end
+for _, e in ipairs(redis.call('LRANGE', KEYS[4], 0, -1)) do
+  local g, m = parse_kept(e)
+  for i = 0, (tonumber(m) or 0) - 1 do
+    if ttl > 0 then
+      expire_at_least(chunk(base, g, i), ttl)
+    else
+      redis.call('PERSIST', chunk(base, g, i))
+    end
+  end
+end
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[4], ttl)
+else
+  redis.call('PERSIST', KEYS[4])
 end
 return {1}
 `)
@@ -187,31 +251,52 @@ end
 return 1
 `)
 
-// deleteScript deletes the session: it supersedes every pending Save, deletes the meta key and
-// retires the current generation. It returns 1 if there was an archive, else 0.
+// deleteScript deletes the session: it supersedes every pending Save, retires every kept
+// archive and deletes the history list, deletes the meta key and retires the current
+// generation. It returns 1 if there was an archive, else 0.
 //
-//	KEYS: meta, saves, readers   ARGV: base
+//	KEYS: meta, saves, readers, history   ARGV: base
 var deleteScript = newScript(`
-supersede(KEYS[2], ARGV[1])
+supersede(KEYS[2], ARGV[1], nil)
+local now = now_ms()
+drop_kept(KEYS[3], KEYS[4], ARGV[1], 0, now)
 local old = redis.call('HMGET', KEYS[1], 'gen', 'chunks')
 if not old[1] then
   return 0
 end
 redis.call('DEL', KEYS[1])
-retire(KEYS[3], ARGV[1], old[1], tonumber(old[2]) or 0, now_ms())
+retire(KEYS[3], ARGV[1], old[1], tonumber(old[2]) or 0, now)
 return 1
 `)
 
-// openScript starts an Extract: it reads the meta key and, in the same step, takes a reader
-// lease on its generation, so that no commit or Delete deletes the chunks while they are read.
-// If the archive expires (Options.TTL), its chunks are kept for the lease at least. It returns
-// nil for a missing session, else {gen, chunks, size, chunk_size}.
+// openScript starts an Extract or an ExtractVersion: it finds the archive, the current one (gen
+// "") or the one of generation gen among the current one and the first keep-1 entries of the
+// history list, and, in the same step, takes a reader lease on its generation, so that no
+// commit or Delete deletes the chunks while they are read. If the archive expires
+// (Options.TTL), its chunks are kept for the lease at least. It returns nil for a missing
+// session or generation, else {gen, chunks, size, chunk_size}.
 //
-//	KEYS: meta, readers   ARGV: base, reader id, lease_ms
+//	KEYS: meta, readers, history   ARGV: base, reader id, lease_ms, gen, keep
 var openScript = newScript(`
 local m = redis.call('HMGET', KEYS[1], 'gen', 'chunks', 'size', 'chunk_size')
 if not m[1] then
   return false
+end
+if ARGV[4] ~= '' and ARGV[4] ~= m[1] then
+  local found = false
+  local keep = tonumber(ARGV[5])
+  if keep > 1 then
+    for _, e in ipairs(redis.call('LRANGE', KEYS[3], 0, keep - 2)) do
+      local g, n, size, cs = parse_kept(e)
+      if g == ARGV[4] then
+        m, found = {g, n, size, cs}, true
+        break
+      end
+    end
+  end
+  if not found then
+    return false
+  end
 end
 local lease = tonumber(ARGV[3])
 local now = now_ms()
@@ -245,13 +330,14 @@ return 1
 `)
 
 // closeScript ends an Extract: it drops the reader lease and, if the generation was retired
-// meanwhile and no other lease holds it, deletes its chunks.
+// meanwhile (it is neither the current one nor kept in the history list) and no other lease
+// holds it, deletes its chunks.
 //
-//	KEYS: meta, readers   ARGV: base, gen, reader id, chunks
+//	KEYS: meta, readers, history   ARGV: base, gen, reader id, chunks
 var closeScript = newScript(`
 local gen = ARGV[2]
 redis.call('ZREM', KEYS[2], gen .. ':' .. ARGV[3])
-if redis.call('HGET', KEYS[1], 'gen') == gen then
+if redis.call('HGET', KEYS[1], 'gen') == gen or is_kept(KEYS[3], gen) then
   return 1
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms())

@@ -1,8 +1,9 @@
 package redisstore_test
 
-// Real Redis servers for the tests: the one WWEBSTORE_REDIS_URL names, or containers started by
-// testcontainers-go (image WWEBSTORE_REDIS_IMAGE, default redis:7), or, for the tests that need
-// servers on fixed loopback ports (the cluster, Sentinel, a server restart), redis-server processes when no
+// Real Redis servers for the tests: the one that internal/testservers shares among the tests of
+// the binary (WWEBSTORE_REDIS_URL's, or a container), with a key prefix of each test's own; and,
+// for the tests that need servers on fixed loopback ports (the cluster, Sentinel, a server
+// restart), host-network containers from the same image, or redis-server processes when no
 // container engine answers.
 
 import (
@@ -24,81 +25,21 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/redis/go-redis/v9"
 	"github.com/testcontainers/testcontainers-go"
-	tcredis "github.com/testcontainers/testcontainers-go/modules/redis"
 	"github.com/testcontainers/testcontainers-go/wait"
 
 	"github.com/wwebstore/wwebstore/internal/testenv"
+	"github.com/wwebstore/wwebstore/internal/testservers"
 	"github.com/wwebstore/wwebstore/remoteauth"
 	redisstore "github.com/wwebstore/wwebstore/stores/redis"
 )
 
-const (
-	envURL       = "WWEBSTORE_REDIS_URL"
-	envImage     = "WWEBSTORE_REDIS_IMAGE"
-	defaultImage = "redis:7"
-)
+func TestMain(m *testing.M) { testservers.Main(m) }
 
-func image() string {
-	if img := os.Getenv(envImage); img != "" {
-		return img
-	}
-	return defaultImage
-}
-
-var engine struct {
-	once sync.Once
-	err  error
-}
-
-// engineErr reports whether a container engine answers, checking once per test binary.
-func engineErr() error {
-	engine.once.Do(func() {
-		defer func() {
-			if r := recover(); r != nil { // testcontainers panics on some broken setups
-				engine.err = fmt.Errorf("%v", r)
-			}
-		}()
-		p, err := testcontainers.ProviderDefault.GetProvider()
-		if err != nil {
-			engine.err = err
-			return
-		}
-		defer p.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		engine.err = p.Health(ctx)
-	})
-	return engine.err
-}
-
-const howToRun = "run scripts/test stores/redis (it sets up a container engine), or set " + envURL +
-	"=redis://127.0.0.1:6379/0 to test against a server of yours (test keys start with \"wwebstore-test:\" and are deleted)"
-
-// serverOptions returns the go-redis options of a real server: WWEBSTORE_REDIS_URL's, or those
-// of a new container that the test's cleanup removes.
+// serverOptions returns the go-redis options of the Redis server that the tests share
+// (testservers.RedisURL).
 func serverOptions(t testing.TB) *redis.Options {
 	t.Helper()
-	if u := os.Getenv(envURL); u != "" {
-		o, err := redis.ParseURL(u)
-		if err != nil {
-			t.Fatalf("%s: %v", envURL, err)
-		}
-		return o
-	}
-	if err := engineErr(); err != nil {
-		testenv.Unavailable(t, "no Redis: %s is not set and no container engine answers (%v); %s", envURL, err, howToRun)
-	}
-	ctx := context.Background()
-	ctr, err := tcredis.Run(ctx, image())
-	testcontainers.CleanupContainer(t, ctr)
-	if err != nil {
-		t.Fatalf("starting a Redis container from %s: %v", image(), err)
-	}
-	cs, err := ctr.ConnectionString(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := redis.ParseURL(cs)
+	o, err := redis.ParseURL(testservers.RedisURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,8 +119,9 @@ func scanKeys(t testing.TB, ctx context.Context, rdb redis.UniversalClient, patt
 	return keys
 }
 
-// checkOnlyArchives checks that the keys under prefix are the meta keys of sessions and the
-// chunks of their current generations, and nothing else: no chunk of a failed, superseded or
+// checkOnlyArchives checks that the keys under prefix are the meta keys of sessions, the
+// chunks of their current generations, their history lists and the chunks of the archives
+// these keep, and nothing else: no chunk of a failed, superseded or
 // retired generation, no bookkeeping key left by a Save or an Extract that has returned.
 func checkOnlyArchives(t testing.TB, rdb redis.UniversalClient, prefix string) {
 	t.Helper()
@@ -203,10 +145,26 @@ func strayKeys(t testing.TB, rdb redis.UniversalClient, prefix string) []string 
 			t.Fatal(err)
 		}
 		want[k] = true
+		tag := strings.TrimSuffix(k, "meta")
 		n, _ := strconv.Atoi(m["chunks"])
-		base := strings.TrimSuffix(k, "meta") + "chunk:" + m["gen"] + ":"
 		for i := range n {
-			want[base+strconv.Itoa(i)] = true
+			want[tag+"chunk:"+m["gen"]+":"+strconv.Itoa(i)] = true
+		}
+		// The archives kept before the current one: the history list's entries,
+		// "<gen>:<chunks>:<size>:<chunk_size>:<saved_ms>".
+		kept, err := rdb.LRange(ctx, tag+"history", 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(kept) > 0 {
+			want[tag+"history"] = true
+		}
+		for _, e := range kept {
+			f := strings.Split(e, ":")
+			n, _ := strconv.Atoi(f[1])
+			for i := range n {
+				want[tag+"chunk:"+f[0]+":"+strconv.Itoa(i)] = true
+			}
 		}
 	}
 	var stray []string
@@ -264,14 +222,14 @@ func freePorts(t testing.TB, n int) []int {
 func startNode(t testing.TB, port int, extra ...string) *node {
 	t.Helper()
 	args := append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", ""}, extra...)
-	if engineErr() == nil {
+	if testservers.ContainerEngine() == nil {
 		return startNodeContainer(t, port, args, "Ready to accept connections")
 	}
 	if _, err := exec.LookPath("redis-server"); err == nil {
 		return startNodeProcess(t, port, args)
 	}
 	testenv.Unavailable(t, "no container engine answers (%v) and no redis-server is on PATH: %s, or install redis-server",
-		engineErr(), "run scripts/test stores/redis")
+		testservers.ContainerEngine(), "run scripts/test stores/redis")
 	return nil
 }
 
@@ -280,16 +238,17 @@ func startNode(t testing.TB, port int, extra ...string) *node {
 func startNodeContainer(t testing.TB, port int, args []string, readyLog string, more ...testcontainers.ContainerCustomizer) *node {
 	t.Helper()
 	ctx := context.Background()
-	ctr, err := testcontainers.Run(ctx, image(), append([]testcontainers.ContainerCustomizer{
+	img := testservers.Image("redis")
+	ctr, err := testcontainers.Run(ctx, img, append([]testcontainers.ContainerCustomizer{
 		testcontainers.WithCmd(append([]string{"redis-server"}, args...)...),
 		testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) { hc.NetworkMode = "host" }),
 		testcontainers.WithWaitStrategy(wait.ForLog(readyLog).WithStartupTimeout(30 * time.Second)),
 	}, more...)...)
 	testcontainers.CleanupContainer(t, ctr)
 	if err != nil {
-		t.Fatalf("starting a host-network Redis container from %s on port %d: %v", image(), port, err)
+		t.Fatalf("starting a host-network Redis container from %s on port %d: %v", img, port, err)
 	}
-	n := &node{port: port, ctr: ctr, nodeKind: "container " + image()}
+	n := &node{port: port, ctr: ctr, nodeKind: "container " + img}
 	n.waitReady(t)
 	return n
 }
@@ -456,7 +415,7 @@ func startSentinel(t testing.TB) (sentinelAddr, masterAddr string) {
 	conf := fmt.Sprintf("port %d\nbind 127.0.0.1\nsentinel monitor %s 127.0.0.1 %d 1\nsentinel down-after-milliseconds %s 5000\n",
 		ports[1], sentinelMaster, ports[0], sentinelMaster)
 	var s *node
-	if engineErr() == nil {
+	if testservers.ContainerEngine() == nil {
 		const path = "/data/sentinel.conf"
 		s = startNodeContainer(t, ports[1], []string{path, "--sentinel"}, "+monitor master",
 			testcontainers.WithFiles(testcontainers.ContainerFile{

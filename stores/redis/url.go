@@ -114,6 +114,16 @@ func parseURL(u *url.URL) (*urlConfig, error) {
 		}
 		cfg.opts.TTL = d
 	}
+	if v, ok := take("keep"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fail("keep %q is not a number of archives (1 or more)", v)
+		}
+		if n == 0 {
+			return fail("keep is 0 (leave it out for the default %d, or keep=1 for no history)", remoteauth.DefaultKeep)
+		}
+		cfg.opts.Keep = n
+	}
 	if err := cfg.opts.validate(); err != nil {
 		return fail("%v", strings.TrimPrefix(err.Error(), "redisstore: "))
 	}

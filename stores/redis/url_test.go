@@ -55,6 +55,16 @@ func TestParseURL(t *testing.T) {
 				t.Errorf("ttl=3600 gave %v, want 1h (a plain number counts seconds)", c.opts.TTL)
 			}
 		}},
+		{url: "redis://h?keep=3", want: func(t *testing.T, c *urlConfig) {
+			if c.opts.Keep != 3 {
+				t.Errorf("keep=3 gave Keep %d", c.opts.Keep)
+			}
+		}},
+		{url: "redis://h?keep=1", want: func(t *testing.T, c *urlConfig) {
+			if c.opts.Keep != 1 {
+				t.Errorf("keep=1 gave Keep %d", c.opts.Keep)
+			}
+		}},
 		{url: "redis://h?prefix=a:&prefix=b:", want: func(t *testing.T, c *urlConfig) {
 			if c.opts.KeyPrefix != "b:" {
 				t.Errorf("prefix %q, want the last one given, as go-redis does", c.opts.KeyPrefix)
@@ -80,6 +90,10 @@ func TestParseURL(t *testing.T) {
 		{url: "redis://h?chunk_size=0", err: "chunk_size is 0"},
 		{url: "redis://h?chunk_size=100", err: "chunk size 100"},
 		{url: "redis://h?ttl=soon", err: "ttl"},
+		{url: "redis://h?keep=two", err: "keep \"two\" is not a number"},
+		{url: "redis://h?keep=0", err: "keep is 0"},
+		{url: "redis://h?keep=-1", err: "Keep -1 is not between 1"},
+		{url: "redis://h?keep=101", err: "Keep 101 is not between 1"},
 		{url: "redis://h?ttl=-1h", err: "negative"},
 		{url: "redis://h?ttl=10ms", err: "TTL"},
 		{url: "redis://h?cluster=maybe", err: "cluster"},

@@ -33,10 +33,17 @@ func reportHeap(b *testing.B, peak uint64) {
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 }
 
-func BenchmarkSave(b *testing.B) {
+// BenchmarkSave saves with the default Keep (2): each Save after the first also copies the
+// previous archive into the history server-side and evicts the oldest.
+func BenchmarkSave(b *testing.B) { benchSave(b, 0) }
+
+// BenchmarkSaveNoHistory saves with Keep 1, as s3store did before it kept history.
+func BenchmarkSaveNoHistory(b *testing.B) { benchSave(b, 1) }
+
+func benchSave(b *testing.B, keep int) {
 	s := s3Server(b)
 	c := s.client(nil)
-	st, _ := newStore(b, s, c, &s3store.Options{})
+	st, _ := newStore(b, s, c, &s3store.Options{Keep: keep})
 	b.SetBytes(benchSize)
 	var peak uint64
 	for b.Loop() {

@@ -3,6 +3,7 @@ package s3store_test
 import (
 	"context"
 	"log"
+	"os"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -60,4 +61,35 @@ func Example_url() {
 		log.Fatal(err)
 	}
 	_ = st
+}
+
+// The archives that a store keeps of a session (Options.Keep, 2 by default), newest first, and
+// the one before the current archive, extracted by its ID.
+func ExampleStore_Versions() {
+	ctx := context.Background()
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	st, err := s3store.New(ctx, s3.NewFromConfig(cfg), "my-bucket", &s3store.Options{Prefix: "sessions", Keep: 3})
+	if err != nil {
+		log.Fatal(err)
+	}
+	versions, err := st.Versions(ctx, "RemoteAuth-alice")
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, v := range versions {
+		log.Printf("archive %s: %d bytes, saved %v", v.ID, v.Size, v.Saved)
+	}
+	if len(versions) > 1 {
+		f, err := os.Create("previous.zip")
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer f.Close()
+		if err := st.ExtractVersion(ctx, "RemoteAuth-alice", versions[1].ID, f); err != nil {
+			log.Print(err)
+		}
+	}
 }

@@ -45,14 +45,55 @@
 // (If-Match), so that what it writes is always one archive: if the archive was replaced in the
 // meantime, Extract fails with an error wrapping ErrChanged instead of mixing two archives.
 //
+// # History
+//
+// A Store implements [remoteauth.History]: it keeps the last [Options.Keep] archives of each
+// session (remoteauth.DefaultKeep, 2, by default: the current one and the one before), so that
+// Session.Restore can fall back to the previous archive when the newest is damaged. The current
+// archive stays at the key above, where wwebjs-aws-s3 reads it; Save records its ID in the
+// object's user metadata (MetadataID). The previous ones are objects in the session's history
+// folder, Key(session)+HistorySuffix+"/" (sessions/RemoteAuth-alice.zip.history/), named
+// <seq>_<saved>_<id>.zip: seq is when the archive was kept and orders the history, saved its
+// Last-Modified as the current archive (both nanoseconds since 1970, 19 digits), id its ID. A
+// session key never has a "/" after the prefix, so no session's key lies in a history folder,
+// and List does not report kept archives as sessions; New refuses a Prefix that is a history
+// folder.
+//
+// Save uploads the new archive as before. Then, under a lock of the session in this process,
+// it reads the current archive (HeadObject), copies it server-side into the history folder
+// (CopyObject conditional on its ETag; above 5 GiB, CopyObject's limit, a multipart copy with
+// UploadPartCopy), and only then makes the new archive current (PutObject or
+// CompleteMultipartUpload). Last it deletes the kept archives beyond Keep. So no step loses an
+// archive that Keep says to keep: a Save that fails or dies before the new archive is current
+// leaves at most a copy of the current archive in the history folder, which Versions does not
+// list twice and the next Save does not copy again; one that dies after leaves archives beyond
+// Keep, which are not listed and which the next Save deletes. A failed Save neither adds nor
+// evicts an archive. Without a current archive, Save first removes what the history folder holds
+// (left by an interrupted Delete, or by a Delete of wwebjs-aws-s3, which removes the current
+// object only), so that an old history never becomes the new archive's.
+//
+// An object at a session's key without MetadataID (written by wwebjs-aws-s3, or by s3store
+// before it kept history) has an ID derived from its ETag and Last-Modified; it is kept like any
+// other by the next Save. No migration is needed. With Keep 1, Save keeps nothing and removes
+// the history folder; a lower Keep than before lists the newest Keep archives and the next Save
+// deletes the others. Delete removes the current archive, then the history folder.
+//
+// The saves of one session in one process are kept in the order in which they completed. Saves
+// of one session from several processes at once are not coordinated: the history may then miss
+// an archive that was current for a moment (the current archive is always one of them, whole),
+// and its order follows the hosts' clocks.
+//
 // # Permissions
 //
 // The store calls HeadObject, GetObject, PutObject, CreateMultipartUpload, UploadPart,
-// CompleteMultipartUpload, AbortMultipartUpload and DeleteObject on its keys, and never lists the
-// bucket. Note that Amazon S3 answers 403 Forbidden instead of 404 Not Found for a missing key when
-// the caller lacks s3:ListBucket on the bucket: SessionExists and Extract then report that 403 as an
-// error (never as "no session"), so grant s3:ListBucket (no listing call is made) or expect errors
-// for sessions that were never saved.
+// CompleteMultipartUpload, AbortMultipartUpload and DeleteObject on its keys, and, to keep
+// history, CopyObject (UploadPartCopy above 5 GiB) and ListObjectsV2 of the session's history
+// folder: Save, Delete, Versions and ExtractVersion of an older archive list the bucket, and
+// need s3:ListBucket. List, the optional remoteauth.Lister (used by the wwebstore command's ls
+// and cp --all), lists the bucket, with ListObjectsV2. Note that Amazon S3 answers 403 Forbidden instead of 404 Not Found for a
+// missing key when the caller lacks s3:ListBucket on the bucket: SessionExists and Extract then
+// report that 403 as an error (never as "no session"), so grant s3:ListBucket (which List needs
+// too) or expect errors for sessions that were never saved.
 package s3store
 
 import (
@@ -63,6 +104,8 @@ import (
 	"io"
 	"net/http"
 	"path"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -119,7 +162,14 @@ type Options struct {
 	SSEKMSKeyID string
 	// StorageClass of the archives ("STANDARD", "STANDARD_IA", …). Empty: the bucket's default.
 	// Archive classes that need a restore before a GET (GLACIER, DEEP_ARCHIVE) make Extract fail.
+	// It applies to the kept archives too.
 	StorageClass types.StorageClass
+	// Keep is how many archives of each session the store keeps, the current one included (see
+	// remoteauth.History and the package documentation, History): 0 means
+	// remoteauth.DefaultKeep (2); 1 keeps no history (and a Save removes the history it finds);
+	// any positive number is allowed. Each kept archive is an object of the archive's size,
+	// stored and billed.
+	Keep int
 }
 
 func (o *Options) validate() error {
@@ -128,6 +178,12 @@ func (o *Options) validate() error {
 	}
 	if o.Concurrency < 0 {
 		return fmt.Errorf("s3store: concurrency %d is negative", o.Concurrency)
+	}
+	if o.Keep < 0 {
+		return fmt.Errorf("s3store: keep %d is negative; want 1 or more (0 means the default, %d)", o.Keep, remoteauth.DefaultKeep)
+	}
+	if strings.HasSuffix(path.Clean("/"+o.Prefix), ".zip"+HistorySuffix) {
+		return fmt.Errorf("s3store: prefix %q is the history folder of a session (it ends in %q): choose another prefix", o.Prefix, ".zip"+HistorySuffix)
 	}
 	switch o.ServerSideEncryption {
 	case "", types.ServerSideEncryptionAes256, types.ServerSideEncryptionAwsKms, types.ServerSideEncryptionAwsKmsDsse:
@@ -150,9 +206,16 @@ type Store struct {
 	sse         types.ServerSideEncryption
 	kmsKeyID    string
 	class       types.StorageClass
+	keep        int // archives kept per session, at least 1
+	// locks order the commits of the Saves of a session in this process (see commit): a
+	// session uses locks[fnv32a(session) % len], each a channel of capacity 1.
+	locks [64]chan struct{}
 }
 
-var _ remoteauth.Store = (*Store)(nil)
+var (
+	_ remoteauth.Store  = (*Store)(nil)
+	_ remoteauth.Lister = (*Store)(nil)
+)
 
 // New returns a Store that keeps archives in bucket through client. The bucket must exist; New
 // makes no request (so needs no permission of its own), and a missing bucket shows in the first
@@ -178,7 +241,10 @@ func New(ctx context.Context, client *s3.Client, bucket string, opts *Options) (
 	if o.Concurrency == 0 {
 		o.Concurrency = DefaultConcurrency
 	}
-	return &Store{
+	if o.Keep == 0 {
+		o.Keep = remoteauth.DefaultKeep
+	}
+	s := &Store{
 		client:      client,
 		bucket:      bucket,
 		prefix:      o.Prefix,
@@ -187,7 +253,12 @@ func New(ctx context.Context, client *s3.Client, bucket string, opts *Options) (
 		sse:         o.ServerSideEncryption,
 		kmsKeyID:    o.SSEKMSKeyID,
 		class:       o.StorageClass,
-	}, nil
+		keep:        o.Keep,
+	}
+	for i := range s.locks {
+		s.locks[i] = make(chan struct{}, 1)
+	}
+	return s, nil
 }
 
 // Bucket returns the store's bucket.
@@ -242,6 +313,41 @@ func isNoSuchKey(err error) bool {
 	return errors.As(err, &api) && api.ErrorCode() == "NoSuchKey"
 }
 
+// List returns the sessions that have an archive, sorted by name, with the sizes and
+// LastModified times of their objects. It lists the keys directly under the prefix with
+// ListObjectsV2 (1,000 keys a request), which needs the s3:ListBucket permission; keys that are
+// not "<prefix>/<session>.zip" for a valid session name are skipped. An object appears only once
+// its upload has completed. It implements remoteauth.Lister.
+func (s *Store) List(ctx context.Context) ([]remoteauth.SessionInfo, error) {
+	// The listing prefix is the key of a session, less the session's name and extension.
+	prefix := strings.TrimSuffix(s.Key("x"), "x.zip")
+	fail := func(err error) ([]remoteauth.SessionInfo, error) {
+		return nil, fmt.Errorf("s3store: list sessions in s3://%s/%s: %w", s.bucket, prefix, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	var list []remoteauth.SessionInfo
+	pages := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &prefix, Delimiter: aws.String("/")})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return fail(fmt.Errorf("ListObjectsV2: %w", err))
+		}
+		for _, o := range page.Contents {
+			key := aws.ToString(o.Key)
+			session, ok := strings.CutSuffix(strings.TrimPrefix(key, prefix), ".zip")
+			if !ok || remoteauth.ValidateSessionName(session) != nil || s.Key(session) != key {
+				continue
+			}
+			list = append(list, remoteauth.SessionInfo{Name: session, Size: aws.ToInt64(o.Size), Saved: aws.ToTime(o.LastModified)})
+		}
+	}
+	// S3 lists keys in UTF-8 byte order, which ".zip" can upset ("a-.zip" before "a.zip").
+	slices.SortFunc(list, func(a, b remoteauth.SessionInfo) int { return strings.Compare(a.Name, b.Name) })
+	return list, nil
+}
+
 // SessionExists reports whether session has an archive, with HeadObject. S3 answers the HEAD of
 // a missing key and the HEAD of a key in a missing bucket with the same bare 404, so a 404 is
 // confirmed with a GetObject, whose error says which is missing: (false, nil) only for
@@ -250,27 +356,17 @@ func (s *Store) SessionExists(ctx context.Context, session string) (bool, error)
 	if err := s.check(ctx, "SessionExists", session); err != nil {
 		return false, err
 	}
-	key := s.Key(session)
-	_, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
-	switch {
-	case err == nil:
-		return true, nil
-	case !isNotFound(err):
-		return false, s.errorf("SessionExists", session, "HeadObject: %w", err)
+	cur, err := s.head(ctx, session)
+	if err != nil {
+		return false, s.errorf("SessionExists", session, "%w", err)
 	}
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
-	switch {
-	case err == nil: // saved in the meantime
-		out.Body.Close()
-		return true, nil
-	case isNoSuchKey(err):
-		return false, nil
-	default:
-		return false, s.errorf("SessionExists", session, "GetObject after a 404 from HeadObject: %w", err)
-	}
+	return cur != nil, nil
 }
 
-// Delete removes the archive of session; a missing one is no error.
+// Delete removes the archive of session, then every archive kept before it (the whole history
+// folder, whatever the store's Keep); a missing one is no error. If it fails after the first
+// step, the session has no archive and its history is not listed; Delete again, or the next
+// Save, removes the rest.
 func (s *Store) Delete(ctx context.Context, session string) error {
 	if err := s.check(ctx, "Delete", session); err != nil {
 		return err
@@ -279,6 +375,13 @@ func (s *Store) Delete(ctx context.Context, session string) error {
 	// S3 answers 204 for a missing key; NoSuchKey is tolerated from other servers.
 	if err != nil && !isNoSuchKey(err) {
 		return s.errorf("Delete", session, "DeleteObject: %w", err)
+	}
+	kept, others, err := s.listHistory(ctx, session)
+	if err == nil {
+		err = s.deleteKept(ctx, kept, others)
+	}
+	if err != nil {
+		return s.errorf("Delete", session, "the archive is deleted, but not the archives kept before it (Delete again to remove them): %w", err)
 	}
 	return nil
 }
@@ -297,18 +400,26 @@ func (s *Store) Save(ctx context.Context, session string, r io.Reader) error {
 		if err := ctx.Err(); err != nil {
 			return s.errorf("Save", session, "%w", err)
 		}
-		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
-			Bucket:               &s.bucket,
-			Key:                  aws.String(s.Key(session)),
-			Body:                 bytes.NewReader(first[:n]),
-			ContentLength:        aws.Int64(int64(n)),
-			ContentType:          aws.String(ContentType),
-			ServerSideEncryption: s.sse,
-			SSEKMSKeyId:          s.kmsKeyIDPtr(),
-			StorageClass:         s.class,
+		id := newID()
+		err := s.commit(ctx, session, id, func() error {
+			_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+				Bucket:               &s.bucket,
+				Key:                  aws.String(s.Key(session)),
+				Body:                 bytes.NewReader(first[:n]),
+				ContentLength:        aws.Int64(int64(n)),
+				ContentType:          aws.String(ContentType),
+				Metadata:             map[string]string{MetadataID: id},
+				ServerSideEncryption: s.sse,
+				SSEKMSKeyId:          s.kmsKeyIDPtr(),
+				StorageClass:         s.class,
+			})
+			if err != nil {
+				return fmt.Errorf("PutObject: %w", err)
+			}
+			return nil
 		})
 		if err != nil {
-			return s.errorf("Save", session, "PutObject: %w", err)
+			return s.errorf("Save", session, "%w", err)
 		}
 		return nil
 	case nil:
@@ -328,11 +439,12 @@ func (s *Store) kmsKeyIDPtr() *string {
 // saveMultipart uploads first, then the rest of r, as a multipart upload, with at most
 // s.concurrency part buffers, and aborts the upload if anything fails.
 func (s *Store) saveMultipart(ctx context.Context, session string, r io.Reader, first []byte) error {
-	key := s.Key(session)
+	key, id := s.Key(session), newID()
 	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:               &s.bucket,
 		Key:                  &key,
 		ContentType:          aws.String(ContentType),
+		Metadata:             map[string]string{MetadataID: id},
 		ServerSideEncryption: s.sse,
 		SSEKMSKeyId:          s.kmsKeyIDPtr(),
 		StorageClass:         s.class,
@@ -451,16 +563,22 @@ func (s *Store) saveMultipart(ctx context.Context, session string, r io.Reader, 
 	}
 	if firstErr == nil {
 		sortParts(parts)
-		_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-			Bucket:          &s.bucket,
-			Key:             &key,
-			UploadId:        uploadID,
-			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+		err := s.commit(ctx, session, id, func() error {
+			_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+				Bucket:          &s.bucket,
+				Key:             &key,
+				UploadId:        uploadID,
+				MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+			})
+			if err != nil {
+				return fmt.Errorf("CompleteMultipartUpload: %w", err)
+			}
+			return nil
 		})
 		if err == nil {
 			return nil
 		}
-		firstErr = fmt.Errorf("CompleteMultipartUpload: %w", err)
+		firstErr = err
 	}
 	if err := s.abort(ctx, key, uploadID); err != nil {
 		return s.errorf("Save", session, "%w; and AbortMultipartUpload %s failed, its parts stay until a lifecycle rule removes them: %w", firstErr, aws.ToString(uploadID), err)
@@ -540,20 +658,30 @@ func (s *Store) Extract(ctx context.Context, session string, w io.Writer) error 
 		}
 		return s.errorf("Extract", session, "GetObject: %w", err)
 	}
+	if err := s.download(ctx, key, out, w); err != nil {
+		return s.errorf("Extract", session, "%w", err)
+	}
+	return nil
+}
+
+// download writes the body of out, the response to a GetObject of key, to w. If the connection
+// breaks, it resumes, up to maxResumes times, with a ranged GetObject conditional on out's ETag;
+// if the object was replaced or removed meanwhile, it fails with an error wrapping ErrChanged.
+func (s *Store) download(ctx context.Context, key string, out *s3.GetObjectOutput, w io.Writer) error {
 	etag := out.ETag
 	ew := &errWriter{w: w}
 	for resumes := 0; ; resumes++ {
-		_, err = io.Copy(ew, out.Body)
+		_, err := io.Copy(ew, out.Body)
 		out.Body.Close()
 		switch {
 		case err == nil:
 			return nil
 		case ew.err != nil:
-			return s.errorf("Extract", session, "writing the archive: %w", ew.err)
+			return fmt.Errorf("writing the archive: %w", ew.err)
 		case ctx.Err() != nil:
-			return s.errorf("Extract", session, "%w (after %d bytes: %v)", ctx.Err(), ew.n, err)
+			return fmt.Errorf("%w (after %d bytes: %v)", ctx.Err(), ew.n, err)
 		case resumes == maxResumes || etag == nil:
-			return s.errorf("Extract", session, "reading the object after %d bytes: %w", ew.n, err)
+			return fmt.Errorf("reading the object after %d bytes: %w", ew.n, err)
 		}
 		readErr := err
 		// Resume where the download broke, from the same archive only.
@@ -564,11 +692,10 @@ func (s *Store) Extract(ctx context.Context, session string, w io.Writer) error 
 			IfMatch: etag,
 		})
 		if err != nil {
-			var re *awshttp.ResponseError
-			if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusPreconditionFailed || isNoSuchKey(err) {
-				return s.errorf("Extract", session, "%w after %d bytes were written (%v; resuming: %v)", ErrChanged, ew.n, readErr, err)
+			if isPreconditionFailed(err) || isNoSuchKey(err) {
+				return fmt.Errorf("%w after %d bytes were written (%v; resuming: %v)", ErrChanged, ew.n, readErr, err)
 			}
-			return s.errorf("Extract", session, "reading the object after %d bytes: %w (resuming: %v)", ew.n, readErr, err)
+			return fmt.Errorf("reading the object after %d bytes: %w (resuming: %v)", ew.n, readErr, err)
 		}
 	}
 }

@@ -78,7 +78,8 @@ func TestLayout(t *testing.T) {
 			if shared != "" {
 				prefix, want = shared+"/"+prefix, shared+"/"+want
 			}
-			st, err := s3store.New(t.Context(), c, bucket, &s3store.Options{Prefix: prefix, PartSize: s3store.MinPartSize})
+			// Keep 1: the current archive alone (TestHistoryLayout checks the kept ones).
+			st, err := s3store.New(t.Context(), c, bucket, &s3store.Options{Prefix: prefix, PartSize: s3store.MinPartSize, Keep: 1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -164,7 +165,7 @@ func TestBadCredentials(t *testing.T) {
 	c := s.client(nil)
 	bucket, _ := newBucket(t, s, c)
 	bad := *s
-	bad.secret = "wrong-secret"
+	bad.SecretAccessKey = "wrong-secret"
 	st, err := s3store.New(t.Context(), bad.client(nil), bucket, nil)
 	if err != nil {
 		t.Fatal(err)

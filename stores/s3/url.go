@@ -32,9 +32,10 @@ type urlConfig struct {
 // openURL opens a Store for a URL of the form
 //
 //	s3://bucket/prefix?region=eu-west-1&endpoint=http://127.0.0.1:9000&path_style=true
-//	    &part_size=16777216&concurrency=8&sse=aws:kms&kms_key_id=…&storage_class=STANDARD_IA
+//	    &part_size=16777216&concurrency=8&sse=aws:kms&kms_key_id=…&storage_class=STANDARD_IA&keep=3
 //
-// Every parameter is optional. The path after the bucket is Options.Prefix. Credentials (and the
+// Every parameter is optional. The path after the bucket is Options.Prefix; keep is
+// Options.Keep (archives kept per session, 1 for no history). Credentials (and the
 // region, when the URL has none) come from the standard AWS chain of config.LoadDefaultConfig:
 // environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_PROFILE), shared files,
 // SSO, web identity, ECS/EC2 roles.
@@ -110,6 +111,10 @@ func parseURL(u *url.URL) (*urlConfig, error) {
 			cfg.opts.SSEKMSKeyID = v
 		case "storage_class":
 			cfg.opts.StorageClass = types.StorageClass(v)
+		case "keep":
+			if cfg.opts.Keep, err = strconv.Atoi(v); err != nil || cfg.opts.Keep < 1 {
+				return fail("keep %q is not a number of archives, 1 or more", v)
+			}
 		default:
 			return fail("unknown parameter %q", name)
 		}

@@ -22,6 +22,12 @@ func TestParseURL(t *testing.T) {
 		{url: "s3://b?part_size=16777216&concurrency=8&sse=aws:kms&kms_key_id=arn:aws:kms:k&storage_class=STANDARD_IA", want: urlConfig{
 			bucket: "b", opts: Options{PartSize: 16 << 20, Concurrency: 8, ServerSideEncryption: "aws:kms", SSEKMSKeyID: "arn:aws:kms:k", StorageClass: "STANDARD_IA"}}},
 		{url: "s3://b?sse=AES256", want: urlConfig{bucket: "b", opts: Options{ServerSideEncryption: "AES256"}}},
+		{url: "s3://b/p?keep=3", want: urlConfig{bucket: "b", opts: Options{Prefix: "p", Keep: 3}}},
+		{url: "s3://b?keep=1", want: urlConfig{bucket: "b", opts: Options{Keep: 1}}},
+		{url: "s3://b?keep=0", err: "keep"},
+		{url: "s3://b?keep=-2", err: "keep"},
+		{url: "s3://b?keep=two", err: "keep"},
+		{url: "s3://b/s/a.zip.history", err: "history folder"},
 		{url: "s3:///prefix", err: "no bucket"},
 		{url: "s3://key:secret@b", err: "credential chain"},
 		{url: "s3://b?part_size=1024", err: "part size"},
