@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -19,45 +18,18 @@ import (
 	"github.com/wwebstore/wwebstore/stores/file"
 )
 
-// errUsage reports a usage error that the flag package has already printed.
-var errUsage = errors.New("usage")
-
-// parseFlags parses args into fs, printing errors and help to stderr. -h is not an error.
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
-		}
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
-		fs.Usage()
-		return errUsage
-	}
-	return nil
-}
-
-// errHelp reports that -h was given: the command printed its help and succeeds.
-var errHelp = errors.New("help")
-
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("wwebstore demo", flag.ContinueOnError)
+func runDemo(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags(`Generates a synthetic WhatsApp Web profile, backs it up to the embedded file store,
+wipes it as a restarted container would, restores it and verifies it byte for byte. It needs no
+flag and no server.`, "wwebstore demo --size 1GiB")
 	size := sizeFlag(200 << 20)
 	fs.Var(&size, "size", "size of the generated profile, e.g. 50MiB, 1GiB (about 43 % of it is session data)")
 	seed := fs.Int64("seed", 1, "seed of the generated profile")
 	dir := fs.String("dir", "", "work directory (default: a new temporary directory, removed at the end)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: wwebstore demo [flags]\n\nGenerates a synthetic WhatsApp Web profile, backs it up to the embedded file store,\nwipes it as a restarted container would, restores it and verifies it byte for byte.\n\nFlags:")
-		fs.PrintDefaults()
-	}
-	if err := parseFlags(fs, args, stderr); err != nil {
-		if err == errHelp {
-			return nil
-		}
+	if err := c.parse(fs, args); err != nil {
 		return err
 	}
+	stdout := c.stdout
 
 	work := *dir
 	if work == "" {
@@ -77,6 +49,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	// On an early return, end the Session without a final backup: it holds the session's lease
+	// in the store until Close or Abandon.
+	defer session.Abandon(context.WithoutCancel(ctx)) // after Close, this returns ErrClosed
 	profile := session.ProfileDir()
 	fmt.Fprintf(stdout, "wwebstore demo: session %s, profile %s, file store %s\n\n", session.Name(), profile, storeDir)
 
@@ -130,6 +105,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("verify: %w", err)
 	}
 	step(stdout, "verify", time.Since(start), "%d files identical byte for byte, modes included", len(want))
+
+	start = time.Now()
+	if err := session.Close(ctx); err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	step(stdout, "close", time.Since(start), "final backup (profile unchanged, nothing sent), lease released")
 	fmt.Fprintln(stdout, "\nThe session survived the wipe.")
 	return nil
 }
