@@ -120,8 +120,7 @@ func (s *Store) kept(ctx context.Context, bk *bucket, session string) ([]fileDoc
 // first by (uploadDate, _id), each once. It reads files documents only, without the chunks.
 func revisions(ctx context.Context, bk *bucket, session string, filter bson.D) ([]fileDoc, error) {
 	f := append(bson.D{{Key: "filename", Value: bson.D{{Key: "$in", Value: bson.A{FileName(session), retiredName(session)}}}}}, filter...)
-	cur, err := bk.files.Find(ctx, f, options.Find().SetProjection(bson.D{
-		{Key: "_id", Value: 1}, {Key: "uploadDate", Value: 1}, {Key: "length", Value: 1}, {Key: "chunkSize", Value: 1}}))
+	cur, err := bk.files.Find(ctx, f, options.Find().SetProjection(fileDocProjection))
 	if err != nil {
 		return nil, fmt.Errorf("listing revisions: %w", err)
 	}

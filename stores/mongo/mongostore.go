@@ -18,7 +18,9 @@
 //
 // The archive of a session is its newest revision named "<session>.zip": the highest uploadDate,
 // and among revisions uploaded in the same millisecond the highest _id. This is the revision
-// that wwebjs-mongo's extract (openDownloadStreamByName, revision -1) reads too.
+// that wwebjs-mongo's extract (openDownloadStreamByName, revision -1) reads too. The one
+// exception is a revision saved under a lease that a newer lease's revision supersedes (see
+// Leases).
 //
 // # Save
 //
@@ -36,8 +38,9 @@
 // first Save to a bucket, on the Save after one of its own failed to clean up, and otherwise at
 // most once per grace period.
 //
-// After its upload, Save retires every older revision of the session (not only the oldest, as
-// wwebjs-mongo does): it renames their files documents to "<session>.zip.retired", which
+// After its upload, Save retires every revision of the session named "<session>.zip" but the
+// archive, that is every older one (not only the oldest, as wwebjs-mongo does; see Leases for
+// the one exception): it renames their files documents to "<session>.zip.retired", which
 // wwebjs-mongo, looking files up by name, no longer sees, and records when
 // (metadata.wwebstoreRetiredAt). So at most one revision is named "<session>.zip" between
 // Saves, and it is the archive.
@@ -79,6 +82,44 @@
 // only, or a Delete that was cut short (Delete deletes the archive first). Versions does not
 // list them, and a Save deletes them, so that they never become the history of the session's
 // next archive.
+//
+// # Leases
+//
+// A Store implements [remoteauth.Leaser]. Leases live in a collection of their own
+// (Options.LeaseCollection, "wwebstore_leases" by default), one document per lease granted:
+//
+//	{_id: "<bucket>/<session>/<token in 20 digits>", key: "<bucket>/<session>", token, owner,
+//	 expires, released}                                    index {key: 1, token: -1}
+//
+// Only the newest document of a key counts; a grant deletes the older ones, and nothing else
+// deletes any (not Store.Delete, not Lease.Delete), so tokens never go back. AcquireLease reads
+// the server's clock (the localTime of the hello command), then the newest document: if it is
+// live (not released, expires after that time) the session is held; otherwise it inserts the
+// document of the next token. The unique _id makes the insert the atomic step: of concurrent
+// grants of one token exactly one succeeds (a conditional update would not do: FerretDB v1
+// evaluates an update's filter and applies it in two steps). Renew sets expires to the server's
+// time plus the TTL on the lease's document while it is not released, then checks that no newer
+// lease exists. Expiry is thus measured by the server's clock, read a round trip before each
+// write: a lease expires at most that much early, never late.
+//
+// Lease.Save is Save with three checks that the lease is the session's newest and not
+// released: before the upload, after the chunks and just before the files document is written
+// (a lost lease writes no files document, and its chunks are deleted), and after it (the
+// revision is then deleted, and the older revisions were not yet retired). The files document
+// records the token in metadata.wwebstoreLeaseToken. Without multi-document transactions
+// (FerretDB, standalone MongoDB) the check and the insert cannot be one atomic step, so the
+// fence is not atomic there: a lease that expires and is taken over between the last check and
+// the insert (a window of one round trip, unless the process is paused in it) makes a stale
+// revision visible until the re-check deletes it, or, if the process dies in between, for good.
+// What this package guarantees even then: its readers (Extract, Versions, List, and the
+// retirement of a Save) never take a revision saved under a token lower than another revision's
+// as the archive, whatever their uploadDates, so a stale revision never replaces one saved
+// under a newer lease; the newer holder's next Save retires it, and it is never listed as
+// history. What it does not guarantee: such a stale revision can be the archive while the newer
+// holder has not saved yet, and wwebjs-mongo, which reads by uploadDate only, may read it
+// within the window. Revisions without a token (Store.Save, wwebjs-mongo) are ordered by
+// uploadDate as before. Lease.Delete checks the lease, then deletes every revision except those
+// saved under a newer token.
 //
 // # Extract, SessionExists, Delete
 //
@@ -159,6 +200,11 @@ type Options struct {
 	// archive takes its size in the bucket, and Versions, ExtractVersion and every Save read
 	// the files documents (not the chunks) of the kept revisions.
 	Keep int
+	// LeaseCollection is the collection of the store's lease documents, one per leased session
+	// (see AcquireLease): DefaultLeaseCollection ("wwebstore_leases") by default. Every Store
+	// that writes the same buckets must use the same one. A name must be a valid MongoDB
+	// collection name: no '$' and no NUL.
+	LeaseCollection string
 }
 
 // DefaultBucketName is the bucket name of wwebjs-mongo: "whatsapp-<session>".
@@ -172,6 +218,7 @@ type Store struct {
 	grace      time.Duration
 	retGrace   time.Duration
 	keep       int
+	leases     *mongo.Collection
 	client     *mongo.Client // set when the Store owns it (OpenStore)
 	indexed    sync.Map      // bucket name → struct{}: its GridFS indexes exist
 	collected  sync.Map      // bucket name → time.Time: when a Save last looked for orphans
@@ -181,6 +228,7 @@ var (
 	_ remoteauth.Store   = (*Store)(nil)
 	_ remoteauth.Lister  = (*Store)(nil)
 	_ remoteauth.History = (*Store)(nil)
+	_ remoteauth.Leaser  = (*Store)(nil)
 )
 
 // New returns a Store that keeps archives in db. It checks the options and pings the server.
@@ -216,11 +264,17 @@ func New(ctx context.Context, db *mongo.Database, opts *Options) (*Store, error)
 	if o.Keep < 0 {
 		return nil, fmt.Errorf("mongostore: Options.Keep is %d; want 1 or more (0 means the default, %d)", o.Keep, remoteauth.DefaultKeep)
 	}
+	if o.LeaseCollection == "" {
+		o.LeaseCollection = DefaultLeaseCollection
+	}
+	if containsAny(o.LeaseCollection, "$\x00") {
+		return nil, fmt.Errorf("mongostore: Options.LeaseCollection %q is not a valid collection name: remove '$' and NUL", o.LeaseCollection)
+	}
 	if err := db.Client().Ping(ctx, nil); err != nil {
 		return nil, fmt.Errorf("mongostore: ping: %w", err)
 	}
 	return &Store{db: db, bucketName: o.BucketName, chunkSize: int32(o.ChunkSize), grace: o.GracePeriod,
-		retGrace: o.RetiredGracePeriod, keep: o.Keep}, nil
+		retGrace: o.RetiredGracePeriod, keep: o.Keep, leases: db.Collection(o.LeaseCollection)}, nil
 }
 
 // Close disconnects the client if the Store owns it (one that [remoteauth.OpenStore] opened);
@@ -315,7 +369,10 @@ func (s *Store) List(ctx context.Context) ([]remoteauth.SessionInfo, error) {
 		}
 		bk := &bucket{name: name, files: s.db.Collection(coll), chunks: s.db.Collection(name + ".chunks")}
 		var filenames []any // foreign files documents may hold names of any type
-		if err := bk.files.Distinct(ctx, "filename", bson.D{}).Decode(&filenames); err != nil {
+		dctx, cancel := withoutDeadline(ctx)
+		err := bk.files.Distinct(dctx, "filename", bson.D{}).Decode(&filenames)
+		cancel()
+		if err != nil {
 			return fail(fmt.Errorf("collection %q: distinct file names: %w", coll, err))
 		}
 		for _, f := range filenames {
@@ -338,13 +395,52 @@ func (s *Store) List(ctx context.Context) ([]remoteauth.SessionInfo, error) {
 	return list, nil
 }
 
-// newest returns the _id of the session's newest revision, or mongo.ErrNoDocuments.
+// newest returns the session's archive: of the revisions named "<session>.zip", the one that
+// current picks. It returns mongo.ErrNoDocuments when there is none.
 func newest(ctx context.Context, bk *bucket, session string) (fileDoc, error) {
-	var d fileDoc
-	err := bk.files.FindOne(ctx, bson.D{{Key: "filename", Value: FileName(session)}},
-		options.FindOne().SetSort(bson.D{{Key: "uploadDate", Value: -1}, {Key: "_id", Value: -1}}).
-			SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "uploadDate", Value: 1}, {Key: "length", Value: 1}, {Key: "chunkSize", Value: 1}})).Decode(&d)
-	return d, err
+	list, err := named(ctx, bk, FileName(session))
+	if err != nil {
+		return fileDoc{}, err
+	}
+	if len(list) == 0 {
+		return fileDoc{}, mongo.ErrNoDocuments
+	}
+	return current(list), nil
+}
+
+// named returns the files documents named name (their fields that fileDoc holds).
+func named(ctx context.Context, bk *bucket, name string) ([]fileDoc, error) {
+	cur, err := bk.files.Find(ctx, bson.D{{Key: "filename", Value: name}}, options.Find().SetProjection(fileDocProjection))
+	if err != nil {
+		return nil, err
+	}
+	var list []fileDoc
+	if err := cur.All(ctx, &list); err != nil {
+		return nil, err
+	}
+	return list, nil
+}
+
+// current returns the archive among revisions named "<session>.zip" (list is not empty): a
+// revision saved under a lease (see Lease.Save) whose token is lower than another's is
+// superseded, whatever its uploadDate; of the others, the newest by (uploadDate, _id) wins.
+// Revisions without a token (Store.Save, wwebjs-mongo) are never superseded, so without leases
+// this is GridFS's rule, the one wwebjs-mongo reads by.
+func current(list []fileDoc) fileDoc {
+	var top uint64
+	for _, d := range list {
+		top = max(top, d.token())
+	}
+	cur, found := fileDoc{}, false
+	for _, d := range list {
+		if t := d.token(); t != 0 && t < top {
+			continue
+		}
+		if !found || compareRevisions(d, cur) > 0 {
+			cur, found = d, true
+		}
+	}
+	return cur
 }
 
 type fileDoc struct {
@@ -352,6 +448,31 @@ type fileDoc struct {
 	UploadDate bson.DateTime `bson:"uploadDate"`
 	Length     int64         `bson:"length"`
 	ChunkSize  int32         `bson:"chunkSize"`
+	// Metadata is the files document's metadata, of any BSON type (foreign writers put their
+	// own), projected to leaseTokenField.
+	Metadata bson.RawValue `bson:"metadata"`
+}
+
+// fileDocProjection projects a files document to the fields of fileDoc.
+var fileDocProjection = bson.D{{Key: "_id", Value: 1}, {Key: "uploadDate", Value: 1}, {Key: "length", Value: 1},
+	{Key: "chunkSize", Value: 1}, {Key: leaseTokenField, Value: 1}}
+
+// token returns the lease token that the revision was saved under (leaseTokenField), or 0 for a
+// revision saved without a lease.
+func (d fileDoc) token() uint64 {
+	doc, ok := d.Metadata.DocumentOK()
+	if !ok {
+		return 0
+	}
+	v, err := doc.LookupErr(leaseTokenKey)
+	if err != nil {
+		return 0
+	}
+	n, ok := v.AsInt64OK()
+	if !ok || n < 0 {
+		return 0
+	}
+	return uint64(n)
 }
 
 // Extract writes the session's newest revision to w.
@@ -427,12 +548,31 @@ func (s *Store) download(ctx context.Context, bk *bucket, d fileDoc, w io.Writer
 // Save uploads r as the session's new revision, then retires the older ones; see the package
 // documentation.
 func (s *Store) Save(ctx context.Context, session string, r io.Reader) error {
+	return s.save(ctx, session, r, nil)
+}
+
+// fence is what a Save or Delete under a lease checks: check returns an error wrapping
+// remoteauth.ErrLeaseLost once token is no longer the session's newest lease, or was released.
+type fence struct {
+	token uint64
+	check func(ctx context.Context) error
+}
+
+// save is Save, under the lease f when f is not nil: f is checked before the upload, after the
+// chunks (the files document is written only if it holds), and after the files document (the
+// revision is deleted if it no longer holds); see the package documentation (Leases).
+func (s *Store) save(ctx context.Context, session string, r io.Reader, f *fence) error {
 	bk, err := s.open("save", session)
 	if err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return wrap("save", session, err)
+	}
+	if f != nil {
+		if err := f.check(ctx); err != nil {
+			return wrap("save", session, err)
+		}
 	}
 	if err := s.ensureIndexes(ctx, bk); err != nil {
 		return wrap("save", session, err)
@@ -441,25 +581,44 @@ func (s *Store) Save(ctx context.Context, session string, r io.Reader) error {
 		return wrap("save", session, err)
 	}
 	id := bson.NewObjectID()
-	if err := s.upload(ctx, bk, id, session, r); err != nil {
+	if err := s.upload(ctx, bk, id, session, r, f); err != nil {
 		return wrap("save", session, err)
 	}
-	if err := s.retireOlder(ctx, bk, session, id); err != nil {
+	if f != nil {
+		if err := f.check(ctx); err != nil {
+			if !errors.Is(err, remoteauth.ErrLeaseLost) {
+				// Unknown: the revision stays, as a Save under a lease that holds would leave it
+				// (a newer lease's revisions supersede it anyway).
+				return wrap("save", session, fmt.Errorf("saved as revision %s, but checking the lease after it: %w", id.Hex(), err))
+			}
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+			defer cancel()
+			if derr := deleteFile(cctx, bk, id); derr != nil {
+				return wrap("save", session, fmt.Errorf("%w (and deleting revision %s, which a newer lease's revisions supersede, failed: %v)", err, id.Hex(), derr))
+			}
+			return wrap("save", session, err)
+		}
+	}
+	if err := s.retireOlder(ctx, bk, session); err != nil {
 		// The new revision is the archive; the older ones are merely still there.
 		return wrap("save", session, fmt.Errorf("saved as revision %s, but retiring the older revisions: %w", id.Hex(), err))
 	}
 	return nil
 }
 
+// cleanupTimeout bounds the clean-up after a failed Save, which runs with a context of its own.
+const cleanupTimeout = 30 * time.Second
+
 // upload streams r into a new GridFS file with the given id: the chunks in batches of about
-// batchBytes, then the files document. On failure it deletes what it wrote, with a context of
-// its own so that a cancelled ctx does not leave it behind.
-func (s *Store) upload(ctx context.Context, bk *bucket, id bson.ObjectID, session string, r io.Reader) error {
-	err := s.writeFile(ctx, bk, id, session, remoteauth.ContextReader(ctx, r))
+// batchBytes, then the files document (only if f, when not nil, still holds). On failure it
+// deletes what it wrote, with a context of its own so that a cancelled ctx does not leave it
+// behind.
+func (s *Store) upload(ctx context.Context, bk *bucket, id bson.ObjectID, session string, r io.Reader, f *fence) error {
+	err := s.writeFile(ctx, bk, id, session, remoteauth.ContextReader(ctx, r), f)
 	if err == nil {
 		return nil
 	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	// The files document may exist if the insert's reply was lost; delete it first so that no
 	// revision ever points to deleted chunks.
@@ -473,7 +632,7 @@ func (s *Store) upload(ctx context.Context, bk *bucket, id bson.ObjectID, sessio
 // batchBytes is about how many bytes of chunks Save sends in one insert.
 const batchBytes = 4 << 20
 
-func (s *Store) writeFile(ctx context.Context, bk *bucket, id bson.ObjectID, session string, r io.Reader) error {
+func (s *Store) writeFile(ctx context.Context, bk *bucket, id bson.ObjectID, session string, r io.Reader, f *fence) error {
 	size := int(s.chunkSize)
 	per := max(1, batchBytes/size)
 	buf := make([]byte, per*size)
@@ -505,56 +664,47 @@ func (s *Store) writeFile(ctx context.Context, bk *bucket, id bson.ObjectID, ses
 			break
 		}
 	}
-	_, err := bk.files.InsertOne(ctx, bson.D{
+	doc := bson.D{
 		{Key: "_id", Value: id},
 		{Key: "length", Value: length},
 		{Key: "chunkSize", Value: s.chunkSize},
 		{Key: "uploadDate", Value: bson.NewDateTimeFromTime(time.Now())},
 		{Key: "filename", Value: FileName(session)},
-	})
+	}
+	if f != nil {
+		if err := f.check(ctx); err != nil {
+			return err
+		}
+		doc = append(doc, bson.E{Key: "metadata", Value: bson.D{{Key: leaseTokenKey, Value: int64(f.token)}}})
+	}
+	_, err := bk.files.InsertOne(ctx, doc)
 	if err != nil {
 		return fmt.Errorf("writing the files document: %w", err)
 	}
 	return nil
 }
 
-// retireOlder renames the revisions older than id to the retired name.
-func (s *Store) retireOlder(ctx context.Context, bk *bucket, session string, id bson.ObjectID) error {
-	var mine fileDoc
-	if err := bk.files.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&mine); err != nil {
-		return fmt.Errorf("reading back the files document: %w", err)
+// retireOlder renames every revision named "<session>.zip" but the archive (as current picks
+// it) to the retired name. Revisions that a concurrent Save renames are missed or renamed
+// twice, both harmless: names only ever change from "<session>.zip" to the retired name.
+func (s *Store) retireOlder(ctx context.Context, bk *bucket, session string) error {
+	list, err := named(ctx, bk, FileName(session))
+	if err != nil || len(list) < 2 {
+		return err
 	}
-	older := bson.D{
-		{Key: "filename", Value: FileName(session)},
-		{Key: "$or", Value: bson.A{
-			bson.D{{Key: "uploadDate", Value: bson.D{{Key: "$lt", Value: mine.UploadDate}}}},
-			bson.D{{Key: "uploadDate", Value: mine.UploadDate}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: id}}}},
-		}},
-	}
-	retire := func() bson.D {
-		return bson.D{{Key: "$set", Value: bson.D{
+	cur := current(list)
+	for _, d := range list {
+		if d.ID == cur.ID {
+			continue
+		}
+		if _, err := bk.files.UpdateOne(ctx, bson.D{{Key: "_id", Value: d.ID}, {Key: "filename", Value: FileName(session)}}, bson.D{{Key: "$set", Value: bson.D{
 			{Key: "filename", Value: retiredName(session)},
 			{Key: retiredAtField, Value: bson.NewDateTimeFromTime(time.Now())},
-		}}}
+		}}}); err != nil {
+			return err
+		}
 	}
-	if _, err := bk.files.UpdateMany(ctx, older, retire()); err != nil {
-		return err
-	}
-	// A concurrent Save may have finished a newer revision and retired the older ones before
-	// this one's files document was written: then this Save retires its own.
-	newer := bson.D{
-		{Key: "filename", Value: FileName(session)},
-		{Key: "$or", Value: bson.A{
-			bson.D{{Key: "uploadDate", Value: bson.D{{Key: "$gt", Value: mine.UploadDate}}}},
-			bson.D{{Key: "uploadDate", Value: mine.UploadDate}, {Key: "_id", Value: bson.D{{Key: "$gt", Value: id}}}},
-		}},
-	}
-	n, err := bk.files.CountDocuments(ctx, newer, options.Count().SetLimit(1))
-	if err != nil || n == 0 {
-		return err
-	}
-	_, err = bk.files.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "filename", Value: FileName(session)}}, retire())
-	return err
+	return nil
 }
 
 // ensureIndexes creates the indexes of the GridFS specification, as every GridFS driver does
@@ -612,11 +762,23 @@ func deleteFile(ctx context.Context, bk *bucket, id any) error {
 	return err
 }
 
+// withoutDeadline returns a context that ends when ctx does but has no deadline, for distinct
+// commands: the driver turns a deadline into maxTimeMS, which FerretDB 1.24 refuses on distinct
+// ("unknown field maxTimeMS"), so a Save or List under a deadline (Session.Close on SIGTERM)
+// would fail there. The command is still cancelled when ctx ends.
+func withoutDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, cancel)
+	return dctx, func() { stop(); cancel() }
+}
+
 // deleteOrphans deletes the chunks of files that have no files document and whose ObjectID
 // (the start of their upload) is older than cutoff. Chunks of files with other kinds of _id
 // (not written by this package) are left alone.
 func deleteOrphans(ctx context.Context, bk *bucket, cutoff time.Time) error {
-	res := bk.chunks.Distinct(ctx, "files_id", bson.D{
+	dctx, cancel := withoutDeadline(ctx)
+	defer cancel()
+	res := bk.chunks.Distinct(dctx, "files_id", bson.D{
 		{Key: "files_id", Value: bson.D{{Key: "$lt", Value: bson.NewObjectIDFromTimestamp(cutoff)}}},
 		{Key: "n", Value: int32(0)}, // every upload writes chunk 0 first
 	})
@@ -646,6 +808,12 @@ func deleteOrphans(ctx context.Context, bk *bucket, cutoff time.Time) error {
 // a Delete cut short leaves no archive, only retired revisions that the next Save deletes), and
 // the bucket's orphan chunks older than the grace period. Deleting a missing session returns nil.
 func (s *Store) Delete(ctx context.Context, session string) error {
+	return s.delete(ctx, session, nil)
+}
+
+// delete is Delete, under the lease f when f is not nil: f is checked first, and revisions saved
+// under a newer lease than f's are left alone.
+func (s *Store) delete(ctx context.Context, session string, f *fence) error {
 	bk, err := s.open("delete", session)
 	if err != nil {
 		return err
@@ -653,20 +821,29 @@ func (s *Store) Delete(ctx context.Context, session string) error {
 	if err := ctx.Err(); err != nil {
 		return wrap("delete", session, err)
 	}
+	if f != nil {
+		if err := f.check(ctx); err != nil {
+			return wrap("delete", session, err)
+		}
+	}
 	// The archive first, so that a Delete cut short leaves retired revisions only, which
 	// Versions does not list and the next Save deletes.
 	cur, err := bk.files.Find(ctx, bson.D{{Key: "filename", Value: bson.D{{Key: "$in", Value: bson.A{FileName(session), retiredName(session)}}}}},
-		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "filename", Value: 1}}).SetSort(bson.D{{Key: "filename", Value: 1}}))
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "filename", Value: 1}, {Key: leaseTokenField, Value: 1}}).SetSort(bson.D{{Key: "filename", Value: 1}}))
 	if err != nil {
 		return wrap("delete", session, err)
 	}
 	var docs []struct {
-		ID any `bson:"_id"`
+		ID       any           `bson:"_id"`
+		Metadata bson.RawValue `bson:"metadata"`
 	}
 	if err := cur.All(ctx, &docs); err != nil {
 		return wrap("delete", session, err)
 	}
 	for _, d := range docs {
+		if f != nil && (fileDoc{Metadata: d.Metadata}).token() > f.token {
+			continue // saved under a newer lease: its holder's, not this lease's, to delete
+		}
 		if err := deleteFile(ctx, bk, d.ID); err != nil {
 			return wrap("delete", session, err)
 		}

@@ -260,3 +260,31 @@ func TestInvalidBucketName(t *testing.T) {
 		t.Errorf("Extract(../x) = %v", err)
 	}
 }
+
+// TestDeadline checks that every operation works under a context with a deadline, as
+// Session.Close has on SIGTERM: the driver sends such a deadline as maxTimeMS, which FerretDB
+// refuses on distinct (the orphan sweep of Save and Delete, and List).
+func TestDeadline(t *testing.T) {
+	st := newStore(t, testDB(t, newClient(t, serverURI(t))), nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	want := pattern(7, 3<<20)
+	for i := range 2 { // the second Save retires the first revision and sweeps orphans
+		if err := st.Save(ctx, "RemoteAuth-deadline", bytes.NewReader(want)); err != nil {
+			t.Fatalf("Save %d under a deadline: %v", i+1, err)
+		}
+	}
+	var got bytes.Buffer
+	if err := st.Extract(ctx, "RemoteAuth-deadline", &got); err != nil {
+		t.Fatalf("Extract under a deadline: %v", err)
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Errorf("Extract wrote %d bytes, not the %d saved", got.Len(), len(want))
+	}
+	if list, err := st.List(ctx); err != nil || len(list) != 1 || list[0].Name != "RemoteAuth-deadline" {
+		t.Errorf("List under a deadline = %v, %v; want the one session", list, err)
+	}
+	if err := st.Delete(ctx, "RemoteAuth-deadline"); err != nil {
+		t.Errorf("Delete under a deadline: %v", err)
+	}
+}

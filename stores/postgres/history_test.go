@@ -1,18 +1,15 @@
 package postgresstore_test
 
 // Store-specific tests of History: the rows behind kept archives, Keep, eviction, a kept archive
-// through a cut Save, the upgrade of tables made before the store kept history, the keep URL
-// parameter, and Session.Restore falling back over this store. (The conformance suite checks the
-// History contract itself, directly and through PgBouncer.)
+// through a cut Save, the upgrade of tables made before the store kept history, and the keep URL
+// parameter. (The conformance suite checks the History contract itself, Session.Restore falling
+// back over this store included, directly and through PgBouncer.)
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -437,68 +434,5 @@ func TestHistoryURLKeep(t *testing.T) {
 				t.Errorf("Versions = %q, want %q", data, want)
 			}
 		})
-	}
-}
-
-// TestRestoreFallsBack saves a good archive of a profile through a Session, then bad bytes
-// through Save: a Session restoring from this store refuses the newest archive, restores the
-// previous one, and says so.
-func TestRestoreFallsBack(t *testing.T) {
-	ctx := t.Context()
-	pool := newPool(t, serverURL(t))
-	st := newStore(t, pool, pool, nil)
-	files := map[string]string{
-		"Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.leveldb/000003.log": "the login",
-		"Default/Local Storage/leveldb/000004.log":                                "local storage",
-	}
-	src, err := remoteauth.NewSession(st, &remoteauth.Options{ClientID: "fallback", DataPath: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range files {
-		writeFile(t, filepath.Join(src.ProfileDir(), name), data)
-	}
-	if res, err := src.Backup(ctx); err != nil || res.Unchanged {
-		t.Fatalf("Backup = %+v, %v", res, err)
-	}
-	saveString(t, st, src.Name(), "this is not a zip archive")
-	versions, err := st.Versions(ctx, src.Name())
-	if err != nil || len(versions) != 2 {
-		t.Fatalf("Versions = %v, %v; want 2 archives", versions, err)
-	}
-
-	var logs bytes.Buffer
-	dst, err := remoteauth.NewSession(st, &remoteauth.Options{ClientID: "fallback", DataPath: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := dst.Restore(ctx)
-	if err != nil {
-		t.Fatalf("Restore: %v; want the previous archive restored", err)
-	}
-	if !res.Found || !res.FellBack || res.Version != versions[1].ID {
-		t.Errorf("Restore = %+v; want FellBack and Version %s, the previous archive", res, versions[1].ID)
-	}
-	if len(res.Skipped) != 1 || !errors.Is(res.Skipped[0], remoteauth.ErrCorruptArchive) || !strings.Contains(res.Skipped[0].Error(), versions[0].ID) {
-		t.Errorf("Skipped = %v; want one error wrapping ErrCorruptArchive naming archive %s", res.Skipped, versions[0].ID)
-	}
-	for name, data := range files {
-		if b, err := os.ReadFile(filepath.Join(dst.ProfileDir(), name)); err != nil || string(b) != data {
-			t.Errorf("restored %s: %q, %v; want %q", name, b, err, data)
-		}
-	}
-	if !strings.Contains(logs.String(), "restored an older archive because the newest failed verification") {
-		t.Errorf("the logs do not say that Restore fell back:\n%s", logs.String())
-	}
-}
-
-// writeFile writes data to path, making its directories.
-func writeFile(t *testing.T, path, data string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }

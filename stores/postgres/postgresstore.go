@@ -4,9 +4,9 @@
 //
 // # Data layout
 //
-// Three tables, created by [New] unless [Options.SkipCreateTables] is set (names are the
-// defaults; see [Options.Table], [Options.ChunkTable], [Options.VersionTable] and
-// [Options.Schema]):
+// Four tables, created by [New] unless [Options.SkipCreateTables] is set (names are the
+// defaults; see [Options.Table], [Options.ChunkTable], [Options.VersionTable],
+// [Options.LeaseTable] and [Options.Schema]):
 //
 //	CREATE TABLE wwebstore_sessions (                     -- the current archive of each session
 //		session    text COLLATE "C" PRIMARY KEY,          -- the session name, byte for byte
@@ -32,6 +32,13 @@
 //		size, chunks, chunk_size, saved_at                 -- as in the session table
 //		PRIMARY KEY (session, gen)
 //	);
+//	CREATE TABLE wwebstore_sessions_leases (               -- a row per session ever leased
+//		session    text COLLATE "C" PRIMARY KEY,          -- no foreign key: it outlives Delete
+//		token      bigint NOT NULL CHECK (token > 0),     -- the newest lease's token
+//		owner      text NOT NULL,                         -- its owner
+//		expires_at timestamptz NOT NULL,                  -- its expiry, by the server's clock
+//		released   boolean NOT NULL                       -- whether it was released
+//	);
 //
 // A session's current archive is the concatenation of its chunk rows of the session row's gen,
 // in seq order; a kept previous archive, that of the chunk rows of its version row's gen. An
@@ -54,6 +61,44 @@
 // a newer one is saved: keeping the previous archive costs one version row, no copy. Versions
 // lists the session row and the version rows, newest first, at most Keep, in one query.
 // ExtractVersion reads one of them as Extract reads the current one.
+//
+// # Leases
+//
+// A Store implements [remoteauth.Leaser], with a row per session in the lease table (not
+// session advisory locks, which are tied to a connection and so break through PgBouncer in
+// transaction mode). Expiry is measured by the server's clock (clock_timestamp()) alone.
+//
+//   - AcquireLease is one INSERT … ON CONFLICT (session) DO UPDATE … WHERE released OR
+//     expires_at <= clock_timestamp() RETURNING token: the first lease of a session gets token
+//     1; a later one takes the row over with the next token only if the lease in it was
+//     released or expired. ON CONFLICT locks the row before it evaluates WHERE, so of
+//     concurrent grants, from any number of processes, exactly one succeeds. When no row comes
+//     back, a second query reads the live holder for the [remoteauth.LeaseHeldError] (if it was
+//     released or expired in between, the grant is tried again).
+//   - Renew and Release are one UPDATE each, of the row with the lease's token (Renew only if
+//     not released: no row updated is [remoteauth.ErrLeaseLost]).
+//   - The fence: a Lease's Save runs the Save transaction below, but locks the session row only
+//     after streaming the chunks, under a provisional generation (minus the transaction's ID:
+//     negative, unique, never committed; a session without a row gets one, locked by its
+//     insertion, for the chunk rows' foreign key). Once it holds the session row, it reads the
+//     lease row with SELECT … FOR SHARE, and rolls back with ErrLeaseLost unless the token is
+//     its own and not released; otherwise it keeps and evicts as a Save does, gives its chunk
+//     rows the archive's generation (an UPDATE of their key: the chunk data is not copied) and
+//     commits. The share lock holds until the commit, and a grant updates the row, so no newer
+//     lease can be granted between the check and the switch of the archive: the check is atomic
+//     with the switch. A stale holder's upload holds no lock that the newer holder's Saves need
+//     (except for a session's first Save, whose row it inserted): they go through while it
+//     streams, and it fails at the end.
+//   - A Lease's Delete deletes the session row, then checks the lease in the same way, in one
+//     transaction.
+//   - Store.Delete does not touch the lease table: tokens never go back, and a lease outlives
+//     the session's archive. The lease rows are small and never deleted; delete those of
+//     sessions that are gone by hand if they matter (a session's next lease then starts at
+//     token 1 again, which is safe only when no holder of an older lease is alive).
+//
+// If the connection of a fenced Save is cut, the server rolls it back and the locks go with it,
+// as for any Save. A holder cut off for longer than its TTL can be taken over; when it reaches
+// the server again, its Saves fail with ErrLeaseLost.
 //
 // # Transactions
 //
@@ -110,6 +155,11 @@
 // copy buffer; Extract and ExtractVersion hold one chunk row, in pgx's read buffer. None ever
 // holds the archive. Versions holds at most Keep short rows.
 //
+// A Lease's Save differs in its order (see Leases): it inserts the session row if there is none,
+// streams the chunks under a provisional generation, then takes steps 1 to 3 with the lease check
+// after step 1, gives its chunks the new generation and takes step 5. Concurrent Saves of one
+// session then stream at the same time and wait for each other only for the switch.
+//
 // # PgBouncer and prepared statements
 //
 // The store keeps no state in a database session: no SET outside a transaction, no session
@@ -154,6 +204,7 @@
 //	table               Options.Table
 //	chunk_table         Options.ChunkTable
 //	version_table       Options.VersionTable
+//	lease_table         Options.LeaseTable
 //	schema              Options.Schema
 //	keep                Options.Keep: archives kept per session, 1 or more (1 keeps no history)
 //	chunk_size          Options.ChunkSize: bytes, or a number followed by KiB or MiB
@@ -192,6 +243,8 @@ const (
 	ChunkTableSuffix = "_chunks"
 	// VersionTableSuffix is appended to Options.Table when Options.VersionTable is empty.
 	VersionTableSuffix = "_versions"
+	// LeaseTableSuffix is appended to Options.Table when Options.LeaseTable is empty.
+	LeaseTableSuffix = "_leases"
 	// DefaultChunkSize is the default for Options.ChunkSize: 1 MiB.
 	DefaultChunkSize = 1 << 20
 	// MinChunkSize and MaxChunkSize bound Options.ChunkSize.
@@ -222,6 +275,11 @@ type Options struct {
 	// one (see History in the package documentation). Empty means Table + VersionTableSuffix
 	// ("wwebstore_sessions_versions" by default). At most MaxIdentifierLen bytes.
 	VersionTable string
+
+	// LeaseTable is the name of the table that holds a row per session ever leased (see Leases
+	// in the package documentation). Empty means Table + LeaseTableSuffix
+	// ("wwebstore_sessions_leases" by default). At most MaxIdentifierLen bytes.
+	LeaseTable string
 
 	// Keep is how many archives of each session the store keeps, the current one included (see
 	// remoteauth.History and the package documentation). Zero means remoteauth.DefaultKeep (2:
@@ -261,14 +319,16 @@ type Store struct {
 	ownsPool  bool
 	closeOnce sync.Once
 
-	sessions, chunks, versions string // quoted, maybe schema-qualified names
-	chunkSize                  int
-	keep                       int   // archives kept per session, the current one included
-	mode                       []any // leading arguments of every query: the exec mode, or nothing
+	sessions, chunks, versions, leases string // quoted, maybe schema-qualified names
+	chunkSize                          int
+	keep                               int   // archives kept per session, the current one included
+	mode                               []any // leading arguments of every query: the exec mode, or nothing
 
 	sql struct {
 		exists, lock, keepPrevious, evict, copy, finish, meta, chunks, delete, list string
 		versions, versionMeta                                                       string
+		// Leases (lease.go).
+		acquire, holder, renew, release, fence, ensureRow, renumber string
 	}
 }
 
@@ -276,6 +336,7 @@ var (
 	_ remoteauth.Store   = (*Store)(nil)
 	_ remoteauth.Lister  = (*Store)(nil)
 	_ remoteauth.History = (*Store)(nil)
+	_ remoteauth.Leaser  = (*Store)(nil)
 	_ io.Closer          = (*Store)(nil)
 )
 
@@ -295,7 +356,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts *Options) (*Store, error)
 	}
 	if opts == nil || !opts.SkipCreateTables {
 		if err := s.createTables(ctx); err != nil {
-			return nil, fmt.Errorf("postgresstore: creating or upgrading tables %s, %s and %s: %w", s.sessions, s.chunks, s.versions, err)
+			return nil, fmt.Errorf("postgresstore: creating or upgrading tables %s, %s, %s and %s: %w", s.sessions, s.chunks, s.versions, s.leases, err)
 		}
 	}
 	return s, nil
@@ -316,6 +377,9 @@ func newStore(pool *pgxpool.Pool, opts *Options) (*Store, error) {
 	if o.VersionTable == "" {
 		o.VersionTable = o.Table + VersionTableSuffix
 	}
+	if o.LeaseTable == "" {
+		o.LeaseTable = o.Table + LeaseTableSuffix
+	}
 	if o.ChunkSize == 0 {
 		o.ChunkSize = DefaultChunkSize
 	}
@@ -328,7 +392,7 @@ func newStore(pool *pgxpool.Pool, opts *Options) (*Store, error) {
 	if o.ChunkSize < MinChunkSize || o.ChunkSize > MaxChunkSize {
 		return nil, fmt.Errorf("postgresstore: chunk size %d is outside [%d, %d]", o.ChunkSize, MinChunkSize, MaxChunkSize)
 	}
-	for _, id := range []struct{ what, name string }{{"table", o.Table}, {"chunk table", o.ChunkTable}, {"version table", o.VersionTable}, {"schema", o.Schema}} {
+	for _, id := range []struct{ what, name string }{{"table", o.Table}, {"chunk table", o.ChunkTable}, {"version table", o.VersionTable}, {"lease table", o.LeaseTable}, {"schema", o.Schema}} {
 		if id.what == "schema" && id.name == "" {
 			continue
 		}
@@ -340,6 +404,9 @@ func newStore(pool *pgxpool.Pool, opts *Options) (*Store, error) {
 		{{"session table", o.Table}, {"chunk table", o.ChunkTable}},
 		{{"session table", o.Table}, {"version table", o.VersionTable}},
 		{{"chunk table", o.ChunkTable}, {"version table", o.VersionTable}},
+		{{"session table", o.Table}, {"lease table", o.LeaseTable}},
+		{{"chunk table", o.ChunkTable}, {"lease table", o.LeaseTable}},
+		{{"version table", o.VersionTable}, {"lease table", o.LeaseTable}},
 	} {
 		if pair[0].name == pair[1].name {
 			return nil, fmt.Errorf("postgresstore: the %s and the %s are both named %q; give them different names", pair[0].what, pair[1].what, pair[0].name)
@@ -351,6 +418,7 @@ func newStore(pool *pgxpool.Pool, opts *Options) (*Store, error) {
 		sessions:  qualify(o.Schema, o.Table),
 		chunks:    qualify(o.Schema, o.ChunkTable),
 		versions:  qualify(o.Schema, o.VersionTable),
+		leases:    qualify(o.Schema, o.LeaseTable),
 		chunkSize: o.ChunkSize,
 		keep:      o.Keep,
 	}
@@ -374,12 +442,13 @@ func newStore(pool *pgxpool.Pool, opts *Options) (*Store, error) {
 	// keepPrevious describes the current archive, if any, in the version table; evict deletes
 	// the descriptions beyond the newest $2 (Keep-1) and every chunk row of the session that
 	// belongs to none of those that stay: the chunks of the current archive stay when it was
-	// just kept, and with Keep 1 every chunk row of the session goes.
+	// just kept, and with Keep 1 every chunk row of the session goes. Negative generations are
+	// the provisional ones of a fenced Save's own chunks (lease.go), which are never committed.
 	q.keepPrevious = `INSERT INTO ` + s.versions + ` (session, gen, size, chunks, chunk_size, saved_at)
 		SELECT session, gen, size, chunks, chunk_size, saved_at FROM ` + s.sessions + ` WHERE session = $1 AND gen > 0`
 	q.evict = `WITH kept AS (SELECT gen FROM ` + s.versions + ` WHERE session = $1 ORDER BY gen DESC LIMIT $2),
 		gone AS (DELETE FROM ` + s.versions + ` WHERE session = $1 AND gen NOT IN (SELECT gen FROM kept))
-		DELETE FROM ` + s.chunks + ` WHERE session = $1 AND gen NOT IN (SELECT gen FROM kept)`
+		DELETE FROM ` + s.chunks + ` WHERE session = $1 AND gen >= 0 AND gen NOT IN (SELECT gen FROM kept)`
 	q.copy = `COPY ` + s.chunks + ` (session, gen, seq, data) FROM STDIN (FORMAT binary)`
 	q.finish = `UPDATE ` + s.sessions + ` SET gen = $2, size = $3, chunks = $4, chunk_size = $5, saved_at = clock_timestamp() WHERE session = $1`
 	// The meta queries give the generation, the recorded size and chunk count, and the count,
@@ -399,6 +468,7 @@ func newStore(pool *pgxpool.Pool, opts *Options) (*Store, error) {
 	q.chunks = `SELECT seq, data FROM ` + s.chunks + ` WHERE session = $1 AND gen = $2 ORDER BY seq`
 	q.delete = `DELETE FROM ` + s.sessions + ` WHERE session = $1`
 	q.list = `SELECT session, size, saved_at FROM ` + s.sessions + ` ORDER BY session`
+	s.leaseSQL()
 	return s, nil
 }
 
@@ -429,6 +499,10 @@ func qualify(schema, table string) string {
 	return pgx.Identifier{schema, table}.Sanitize()
 }
 
+// LeaseTableName returns the quoted, maybe schema-qualified name of the lease table, as it
+// appears in the store's SQL, for example "wwebstore_sessions_leases" (with the double quotes).
+func (s *Store) LeaseTableName() string { return s.leases }
+
 // TableNames returns the quoted, maybe schema-qualified names of the session table, the chunk
 // table and the version table, as they appear in the store's SQL, for example
 // "wwebstore_sessions", "wwebstore_sessions_chunks" and "wwebstore_sessions_versions" (with the
@@ -448,6 +522,7 @@ func (s *Store) CreateTablesSQL() string {
 		{createSessions(s.sessions)}, upgradeSessions(s.sessions),
 		{createChunks(s.sessions, s.chunks), alterChunks(s.chunks)}, upgradeChunks(s.chunks),
 		{createVersions(s.sessions, s.versions)},
+		{createLeases(s.leases)},
 	} {
 		for _, q := range stmt {
 			b.WriteString(q)
@@ -553,12 +628,12 @@ func (s *Store) createTables(ctx context.Context) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, s.args("wwebstore/postgresstore create "+s.sessions)...); err != nil {
 			return err
 		}
-		var haveSessions, haveChunks, haveVersions, sessionsGen, chunksGen, chunksKey bool
-		err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL, to_regclass($3) IS NOT NULL,
+		var haveSessions, haveChunks, haveVersions, haveLeases, sessionsGen, chunksGen, chunksKey bool
+		err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL, to_regclass($3) IS NOT NULL, to_regclass($5) IS NOT NULL,
 			EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'gen' AND NOT attisdropped),
 			EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($2) AND attname = 'gen' AND NOT attisdropped),
 			EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass($2) AND contype = 'p' AND pg_get_constraintdef(oid) = $4)`,
-			s.args(s.sessions, s.chunks, s.versions, chunksPrimaryKey)...).Scan(&haveSessions, &haveChunks, &haveVersions, &sessionsGen, &chunksGen, &chunksKey)
+			s.args(s.sessions, s.chunks, s.versions, chunksPrimaryKey, s.leases)...).Scan(&haveSessions, &haveChunks, &haveVersions, &haveLeases, &sessionsGen, &chunksGen, &chunksKey)
 		if err != nil {
 			return err
 		}
@@ -577,6 +652,9 @@ func (s *Store) createTables(ctx context.Context) error {
 		}
 		if !haveVersions {
 			stmts = append(stmts, createVersions(s.sessions, s.versions))
+		}
+		if !haveLeases {
+			stmts = append(stmts, createLeases(s.leases))
 		}
 		for _, q := range stmts {
 			if _, err := tx.Exec(ctx, q); err != nil {
@@ -629,13 +707,13 @@ func (s *Store) Save(ctx context.Context, session string, r io.Reader) error {
 	if err := s.begin(ctx, "save", session); err != nil {
 		return err
 	}
-	if err := s.save(ctx, session, r); err != nil {
+	if err := s.save(ctx, session, r, nil); err != nil {
 		return opError(ctx, "save", session, err)
 	}
 	return nil
 }
 
-func (s *Store) save(ctx context.Context, session string, r io.Reader) (err error) {
+func (s *Store) save(ctx context.Context, session string, r io.Reader, l *lease) (err error) {
 	// READ COMMITTED whatever default_transaction_isolation says: under REPEATABLE READ a Save
 	// that waited for another one's lock would fail with a serialization error instead of
 	// going on.
@@ -648,19 +726,20 @@ func (s *Store) save(ctx context.Context, session string, r io.Reader) (err erro
 			rollback(ctx, tx)
 		}
 	}()
-	var gen int64
-	if err := tx.QueryRow(ctx, s.sql.lock, s.args(session, s.chunkSize)...).Scan(&gen); err != nil {
-		return fmt.Errorf("locking the session row: %w", err)
-	}
-	if s.keep > 1 {
-		if _, err := tx.Exec(ctx, s.sql.keepPrevious, s.args(session)...); err != nil {
-			return fmt.Errorf("keeping the previous archive: %w", err)
+	// A Save locks the session row first, and streams the chunks under the new generation. A
+	// fenced Save (l != nil) locks it only after streaming its chunks under a provisional
+	// generation, so that a stale holder's upload never holds the row that the newer holder's
+	// Saves need (see Leases in the package documentation).
+	var gen, copyGen int64
+	if l == nil {
+		if gen, err = s.lockRow(ctx, tx, session, nil); err != nil {
+			return err
 		}
+		copyGen = gen
+	} else if err := tx.QueryRow(ctx, s.sql.ensureRow, s.args(session, s.chunkSize)...).Scan(&copyGen); err != nil {
+		return fmt.Errorf("making sure the session row exists: %w", err)
 	}
-	if _, err := tx.Exec(ctx, s.sql.evict, s.args(session, s.keep-1)...); err != nil {
-		return fmt.Errorf("evicting the archives beyond %d: %w", s.keep, err)
-	}
-	src := newCopySource(session, gen, remoteauth.ContextReader(ctx, r), s.chunkSize)
+	src := newCopySource(session, copyGen, remoteauth.ContextReader(ctx, r), s.chunkSize)
 	tag, copyErr := tx.Conn().PgConn().CopyFrom(ctx, src, s.sql.copy)
 	// pgx may return from CopyFrom while its goroutine is still in a Read; close waits for it
 	// and makes further Reads fail, so that r is not read once Save has returned.
@@ -674,6 +753,18 @@ func (s *Store) save(ctx context.Context, session string, r io.Reader) (err erro
 	case tag.RowsAffected() != chunks:
 		return fmt.Errorf("COPY stored %d chunks, %d were sent", tag.RowsAffected(), chunks)
 	}
+	if l != nil {
+		if gen, err = s.lockRow(ctx, tx, session, l); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, s.sql.renumber, s.args(session, gen, copyGen)...)
+		if err != nil {
+			return fmt.Errorf("giving the chunks their generation: %w", err)
+		}
+		if tag.RowsAffected() != chunks {
+			return fmt.Errorf("%d chunks were given their generation, %d were copied", tag.RowsAffected(), chunks)
+		}
+	}
 	if _, err := tx.Exec(ctx, s.sql.finish, s.args(session, gen, size, chunks, s.chunkSize)...); err != nil {
 		return fmt.Errorf("updating the session row: %w", err)
 	}
@@ -684,6 +775,30 @@ func (s *Store) save(ctx context.Context, session string, r io.Reader) (err erro
 		return fmt.Errorf("committing: %w", err)
 	}
 	return nil
+}
+
+// lockRow locks session's row in tx (upserting it) and returns the new archive's generation;
+// under a lease l, it then checks l (lease.fence), which blocks any newer grant until tx ends;
+// then it keeps the current archive as a previous one, and evicts beyond Options.Keep.
+func (s *Store) lockRow(ctx context.Context, tx pgx.Tx, session string, l *lease) (int64, error) {
+	var gen int64
+	if err := tx.QueryRow(ctx, s.sql.lock, s.args(session, s.chunkSize)...).Scan(&gen); err != nil {
+		return 0, fmt.Errorf("locking the session row: %w", err)
+	}
+	if l != nil {
+		if err := l.fence(ctx, tx); err != nil {
+			return 0, err
+		}
+	}
+	if s.keep > 1 {
+		if _, err := tx.Exec(ctx, s.sql.keepPrevious, s.args(session)...); err != nil {
+			return 0, fmt.Errorf("keeping the previous archive: %w", err)
+		}
+	}
+	if _, err := tx.Exec(ctx, s.sql.evict, s.args(session, s.keep-1)...); err != nil {
+		return 0, fmt.Errorf("evicting the archives beyond %d: %w", s.keep, err)
+	}
+	return gen, nil
 }
 
 // rollback ends tx after a failure. It runs even if ctx has ended, within rollbackTimeout; if it

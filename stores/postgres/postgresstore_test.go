@@ -251,10 +251,15 @@ func TestNewOptions(t *testing.T) {
 		{"ChunkTooSmall", postgresstore.Options{ChunkSize: postgresstore.MinChunkSize - 1}, false},
 		{"ChunkTooLarge", postgresstore.Options{ChunkSize: postgresstore.MaxChunkSize + 1}, false},
 		{"NegativeChunk", postgresstore.Options{ChunkSize: -1}, false},
-		{"LongestTable", postgresstore.Options{Table: long, ChunkTable: "c", VersionTable: "v"}, true},
-		{"TableTooLong", postgresstore.Options{Table: long + "t", ChunkTable: "c", VersionTable: "v"}, false},
-		{"ChunkTableTooLong", postgresstore.Options{Table: long, VersionTable: "v"}, false}, // long + "_chunks"
-		{"VersionTableTooLong", postgresstore.Options{Table: long, ChunkTable: "c"}, false}, // long + "_versions"
+		{"LongestTable", postgresstore.Options{Table: long, ChunkTable: "c", VersionTable: "v", LeaseTable: "l"}, true},
+		{"TableTooLong", postgresstore.Options{Table: long + "t", ChunkTable: "c", VersionTable: "v", LeaseTable: "l"}, false},
+		{"ChunkTableTooLong", postgresstore.Options{Table: long, VersionTable: "v", LeaseTable: "l"}, false}, // long + "_chunks"
+		{"VersionTableTooLong", postgresstore.Options{Table: long, ChunkTable: "c", LeaseTable: "l"}, false}, // long + "_versions"
+		{"LeaseTableTooLong", postgresstore.Options{Table: long, ChunkTable: "c", VersionTable: "v"}, false}, // long + "_leases"
+		{"LeaseTableNUL", postgresstore.Options{LeaseTable: "a\x00b"}, false},
+		{"SameLeaseTable", postgresstore.Options{Table: "x", LeaseTable: "x"}, false},
+		{"LeaseTableIsVersionTable", postgresstore.Options{VersionTable: "v", LeaseTable: "v"}, false},
+		{"LeaseTableIsChunkTable", postgresstore.Options{ChunkTable: "c", LeaseTable: "c"}, false},
 		{"SchemaTooLong", postgresstore.Options{Schema: long + "s"}, false},
 		{"NUL", postgresstore.Options{Table: "a\x00b"}, false},
 		{"BadUTF8", postgresstore.Options{Table: "a\xffb"}, false},

@@ -94,10 +94,11 @@ func newStore(t testing.TB, pool, admin *pgxpool.Pool, opts *postgresstore.Optio
 func dropTables(t testing.TB, admin *pgxpool.Pool, st *postgresstore.Store) {
 	t.Helper()
 	sessions, chunks, versions := st.TableNames()
+	leases := st.LeaseTableName()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := admin.Exec(ctx, "DROP TABLE IF EXISTS "+versions+", "+chunks+", "+sessions); err != nil {
+		if _, err := admin.Exec(ctx, "DROP TABLE IF EXISTS "+leases+", "+versions+", "+chunks+", "+sessions); err != nil {
 			t.Errorf("dropping the test tables: %v", err)
 		}
 	})

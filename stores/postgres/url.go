@@ -31,6 +31,7 @@ const (
 	paramTable        = "table"
 	paramChunkTable   = "chunk_table"
 	paramVersionTable = "version_table"
+	paramLeaseTable   = "lease_table"
 	paramKeep         = "keep"
 	paramSchema       = "schema"
 	paramChunkSize    = "chunk_size"
@@ -90,7 +91,7 @@ func parseURL(u *url.URL) (dsn string, opts *Options, err error) {
 	for _, p := range []struct {
 		name string
 		dst  *string
-	}{{paramTable, &opts.Table}, {paramChunkTable, &opts.ChunkTable}, {paramVersionTable, &opts.VersionTable}, {paramSchema, &opts.Schema}} {
+	}{{paramTable, &opts.Table}, {paramChunkTable, &opts.ChunkTable}, {paramVersionTable, &opts.VersionTable}, {paramLeaseTable, &opts.LeaseTable}, {paramSchema, &opts.Schema}} {
 		v, ok, err := take(p.name)
 		if err != nil {
 			return "", nil, err

@@ -29,6 +29,7 @@ func TestParseURL(t *testing.T) {
 		{"postgres://h/db?keep=1", "postgres://h/db", Options{Keep: 1}},
 		{"postgres://h/db?keep=5&sslmode=disable", "postgres://h/db?sslmode=disable", Options{Keep: 5}},
 		{"postgres://h/db?table=t&version_table=kept", "postgres://h/db", Options{Table: "t", VersionTable: "kept"}},
+		{"postgres://h/db?table=t&lease_table=l", "postgres://h/db", Options{Table: "t", LeaseTable: "l"}},
 	} {
 		u, err := url.Parse(tt.url)
 		if err != nil {

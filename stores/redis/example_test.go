@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log"
 	"os"
@@ -110,5 +111,31 @@ func ExampleStore_Versions() {
 		if err := st.ExtractVersion(ctx, "RemoteAuth-alice", versions[1].ID, os.Stdout); err != nil {
 			log.Fatal(err) // errors.Is(err, remoteauth.ErrNotFound) if it was evicted meanwhile
 		}
+	}
+}
+
+// A lease by hand, as a tool that writes a session while Sessions may run would take it: the
+// Save goes through the lease, so it is refused (remoteauth.ErrLeaseLost) if another process
+// took the session over meanwhile. A remoteauth.Session does all this by itself.
+func ExampleStore_AcquireLease() {
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
+	defer rdb.Close()
+
+	st, err := redisstore.New(ctx, rdb, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	lease, err := st.AcquireLease(ctx, "RemoteAuth-alice", "restore-tool", 30*time.Second)
+	var held *remoteauth.LeaseHeldError
+	if errors.As(err, &held) {
+		log.Fatalf("%s holds the session until %v", held.Owner, held.Expires)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer lease.Release(ctx)
+	if err := lease.Save(ctx, strings.NewReader("an archive")); err != nil {
+		log.Fatal(err) // errors.Is(err, remoteauth.ErrLeaseLost): another process took over
 	}
 }

@@ -153,8 +153,9 @@ func TestGrantsMissing(t *testing.T) {
 }
 
 // grantsRoundTrip backs a profile up twice through a remoteauth.Session over st (so the second
-// backup keeps the first archive), restores it into another directory, checks the files, lists
-// the session and its versions, and logs out (Delete).
+// backup keeps the first archive) under the session's lease, closes it (releasing the lease),
+// restores it into another directory with a second Session (which takes the lease), checks the
+// files, lists the session and its versions, and logs out (Delete, fenced by the lease).
 func grantsRoundTrip(t *testing.T, st remoteauth.Store) {
 	t.Helper()
 	files := map[string]string{
@@ -176,6 +177,11 @@ func grantsRoundTrip(t *testing.T, st remoteauth.Store) {
 	}
 	if l, err := st.(remoteauth.Lister).List(t.Context()); err != nil || len(l) != 1 || l[0].Name != src.Name() {
 		t.Fatalf("List = %v, %v; want %s alone", l, err, src.Name())
+	}
+	// src holds the session's lease (leasing is on by default): its Close takes the final backup
+	// and releases it, so that dst can take it at once.
+	if err := src.Close(t.Context()); err != nil {
+		t.Fatalf("Close: %v", err)
 	}
 	dst := newSession(t, st)
 	res, err := dst.Restore(t.Context())

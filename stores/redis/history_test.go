@@ -1,8 +1,9 @@
 package redisstore_test
 
 // Tests of History beyond the conformance suite's History group: the keys it uses, Keep, the
-// TTL, a Save that fails or is overtaken, archives written before history existed, the URL
-// parameter, and Session.Restore falling back over this store.
+// TTL, a Save that fails or is overtaken, archives written before history existed, and the URL
+// parameter. (Session.Restore falling back over this store is the suite's
+// History/RestoreFallsBack.)
 
 import (
 	"bytes"
@@ -10,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -415,50 +415,7 @@ func TestOpenStoreKeep(t *testing.T) {
 	}
 }
 
-// TestRestoreFallsBack backs up a profile through a remoteauth.Session, then saves a damaged copy
-// of its archive: a Restore over the store refuses the newest archive, restores the previous
-// one, and says so.
-func TestRestoreFallsBack(t *testing.T) {
-	rdb := newClient(t, serverOptions(t))
-	st, _ := newStore(t, rdb, nil)
-	files := map[string]string{
-		"Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.leveldb/000003.log": string(pattern(1, 40<<10)),
-		"Default/Local Storage/leveldb/000003.log":                                "local storage",
-	}
-	src := newSession(t, st)
-	writeFiles(t, src.ProfileDir(), files)
-	if _, err := src.Backup(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	var good bytes.Buffer
-	if err := st.Extract(t.Context(), src.Name(), &good); err != nil {
-		t.Fatal(err)
-	}
-	bad := bytes.Clone(good.Bytes())
-	bad[len(bad)/2] ^= 0x55 // in the incompressible file's data, where only the CRC sees it
-	save(t, st, src.Name(), bad)
-	list, err := st.Versions(t.Context(), src.Name())
-	if err != nil || len(list) != 2 {
-		t.Fatalf("Versions = %v, %v; want 2", list, err)
-	}
-
-	dst := newSession(t, st)
-	writeFiles(t, dst.ProfileDir(), map[string]string{"Default/IndexedDB/local.ldb": "the local login"})
-	res, err := dst.Restore(t.Context())
-	if err != nil {
-		t.Fatalf("Restore: %v; want the previous archive restored", err)
-	}
-	if !res.Found || !res.FellBack || res.Version != list[1].ID {
-		t.Errorf("Restore = %+v; want FellBack to version %s", res, list[1].ID)
-	}
-	if len(res.Skipped) != 1 || !errors.Is(res.Skipped[0], remoteauth.ErrCorruptArchive) || !strings.Contains(res.Skipped[0].Error(), list[0].ID) {
-		t.Errorf("Skipped = %v; want one error wrapping ErrCorruptArchive naming %s", res.Skipped, list[0].ID)
-	}
-	if got := readFiles(t, dst.ProfileDir()); !maps.Equal(got, files) {
-		t.Errorf("restored %d files, want the %d of the previous archive", len(got), len(files))
-	}
-}
-
+// newSession, writeFiles and readFiles serve the Session round trip of grants_test.go.
 func newSession(t *testing.T, st remoteauth.Store) *remoteauth.Session {
 	t.Helper()
 	s, err := remoteauth.NewSession(st, &remoteauth.Options{ClientID: "fallback", DataPath: t.TempDir()})

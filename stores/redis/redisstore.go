@@ -30,12 +30,14 @@
 //	                                               chunk slots written so far
 //	wwebstore:{RemoteAuth-alice}:readers           sorted set: Extract leases, "<gen>:<id>"
 //	                                               scored by their expiry (Unix ms)
+//	wwebstore:{RemoteAuth-alice}:lease             hash: the writer lease (see Leases): token,
+//	                                               owner, expires_ms, released; no expiry
 //
 // A session exists when its meta key does. Session names are case-sensitive and contain no
 // brace, so sessions never share a key ("a" and "a-b" are {a} and {a-b}); the key prefix must not
 // contain a brace either. Between operations, a session has its meta key, the chunks of its
 // current generation, and, with Options.Keep above 1, its history list and the chunks of the
-// generations it lists, and nothing else: the saves and readers keys exist while Saves and
+// generations it lists, its lease hash if it was ever leased, and nothing else: the saves and readers keys exist while Saves and
 // Extracts run, and otherwise expire within a minute of their last use. The current archive is
 // where it was before the store kept history, so archives written by earlier versions are read
 // as they are: no migration is needed.
@@ -125,6 +127,26 @@
 // removed by this version's next Save or Delete of the session), and their Extracts, on ending, may delete the chunks of a kept
 // generation that they read after it was kept (ExtractVersion of it then fails with a missing
 // chunk). Run one version once the upgrade is done.
+//
+// # Leases
+//
+// A Store implements [remoteauth.Leaser]. A session's lease is its lease hash: the newest token
+// granted (never lowered), its owner, its expiry (Unix ms, the server's clock) and whether it was
+// released. AcquireLease, Renew and Release are Lua scripts that read the server's clock (TIME),
+// so expiry does not depend on the writers' clocks, and concurrent AcquireLease calls of any
+// number of processes grant one lease. The hash has no expiry, and neither Delete nor an
+// archive's TTL removes it, so tokens never go back. (SET NX PX alone would forget the token when
+// the key expires, and could not tell a lease that expired but was not taken over, which may still
+// write, from a superseded one.)
+//
+// Fencing is atomic: a Lease's Save runs the commit script with the lease key and its token,
+// and the script checks, before it writes anything, that the token is still the newest and not
+// released, then switches the meta key in the same script. A lost lease's commit deletes its
+// chunks and fails with an error wrapping remoteauth.ErrLeaseLost; a Lease's Save overtaken by
+// another Store's commit fails so too when its lease is lost (and returns nil, as Store.Save, only
+// when it is not). A Lease's Delete is the delete script with the same check first. Redis
+// replication is asynchronous: a failover to a replica that missed the last lease script can grant
+// a lease again or accept a stale commit, which no script can prevent.
 //
 // # Errors
 //
@@ -342,6 +364,7 @@ func (s *Store) Close() error {
 // keys are the names of one session's keys.
 type keys struct {
 	meta, saves, readers, history string
+	lease                         string // the lease hash (see Leaser)
 	chunkBase                     string // + gen + ":" + index
 }
 
@@ -352,6 +375,7 @@ func (s *Store) keys(session string) keys {
 		saves:     tag + "saves",
 		readers:   tag + "readers",
 		history:   tag + "history",
+		lease:     tag + "lease",
 		chunkBase: tag + "chunk:",
 	}
 }
@@ -395,9 +419,17 @@ func (s *Store) Delete(ctx context.Context, session string) error {
 	if err != nil {
 		return err
 	}
-	err = deleteScript.Run(ctx, s.rdb, []string{k.meta, k.saves, k.readers, k.history}, k.chunkBase).Err()
+	return s.delete(ctx, session, k, 0)
+}
+
+// delete is Delete of session, fenced by lease token (0: unfenced) as save is.
+func (s *Store) delete(ctx context.Context, session string, k keys, token uint64) error {
+	res, err := deleteScript.Run(ctx, s.rdb, []string{k.meta, k.saves, k.readers, k.history, k.lease}, k.chunkBase, token).Int()
 	if err != nil {
-		return opError("delete", session, err)
+		return opError("delete", session, withCtxErr(ctx, err))
+	}
+	if res == -2 {
+		return opError("delete", session, lostError(token))
 	}
 	return nil
 }
@@ -507,7 +539,7 @@ func (s *Store) Save(ctx context.Context, session string, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	if err := s.save(ctx, k, r); err != nil {
+	if err := s.save(ctx, k, r, 0); err != nil {
 		return opError("save", session, withCtxErr(ctx, err))
 	}
 	return nil
@@ -515,12 +547,15 @@ func (s *Store) Save(ctx context.Context, session string, r io.Reader) error {
 
 // Errors of Save and Extract that are not the server's, r's, w's or ctx's.
 var (
-	errLeaseLost    = errors.New("the Save's registration expired: no heartbeat reached the server in time")
-	errChunkMissing = errors.New("a chunk of the archive is missing")
-	errBadArchive   = errors.New("the archive's keys are inconsistent")
+	errRegistrationExpired = errors.New("the Save's registration expired: no heartbeat reached the server in time")
+	errChunkMissing        = errors.New("a chunk of the archive is missing")
+	errBadArchive          = errors.New("the archive's keys are inconsistent")
 )
 
-func (s *Store) save(ctx context.Context, k keys, r io.Reader) (err error) {
+// save is Save of the session of k, fenced by lease token (0: unfenced, a Store.Save): the
+// commit script makes the archive current only if token is still the session's newest lease and
+// not released, and otherwise returns an error wrapping remoteauth.ErrLeaseLost.
+func (s *Store) save(ctx context.Context, k keys, r io.Reader, token uint64) (err error) {
 	gen := newID()
 	reg := &registration{lease: s.lease}
 	committed := false
@@ -562,8 +597,8 @@ func (s *Store) save(ctx context.Context, k keys, r io.Reader) (err error) {
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	args := append([]any{k.chunkBase, gen, n, size, s.chunkSize, ms(s.ttl), s.keep}, s.spared(k, gen)...)
-	res, err := commitScript.Run(cctx, s.rdb, []string{k.meta, k.saves, k.readers, k.history}, args...).Int64Slice()
+	args := append([]any{k.chunkBase, gen, n, size, s.chunkSize, ms(s.ttl), s.keep, token}, s.spared(k, gen)...)
+	res, err := commitScript.Run(cctx, s.rdb, []string{k.meta, k.saves, k.readers, k.history, k.lease}, args...).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("commit (its outcome is unknown): %w", err)
 	}
@@ -571,6 +606,8 @@ func (s *Store) save(ctx context.Context, k keys, r io.Reader) (err error) {
 	case 1:
 		committed = true
 		return nil
+	case -2: // the script deleted the chunks and the registration
+		return lostError(token)
 	case 0:
 		if reg.missing(time.Now()) {
 			// A Save or a Delete of the session that ran during this one overtook it: as if
@@ -578,7 +615,7 @@ func (s *Store) save(ctx context.Context, k keys, r io.Reader) (err error) {
 			committed = true
 			return nil
 		}
-		return fmt.Errorf("%w (lease %v)", errLeaseLost, s.lease)
+		return fmt.Errorf("%w (lease %v)", errRegistrationExpired, s.lease)
 	default:
 		return fmt.Errorf("%w: chunk %d of %d expired before the commit: no heartbeat reached the server for %v", errChunkMissing, res[1], n, s.lease)
 	}

@@ -74,6 +74,16 @@ local function retire(readers, base, gen, n, now)
     end
   end
 end
+-- fenced reports whether a write with fencing token 'token' may go on: token 0 (a write of
+-- Store, not of a Lease) always may; another only while it is the newest token of the lease
+-- hash and not released, expired or not.
+local function fenced(lease, token)
+  if tonumber(token) == 0 then
+    return true
+  end
+  local l = redis.call('HMGET', lease, 'token', 'released')
+  return tonumber(l[1]) == tonumber(token) and l[2] == '0'
+end
 -- A kept archive is an entry of the history list, "<gen>:<chunks>:<size>:<chunk_size>:<saved_ms>".
 local function kept_entry(m)
   return m[1] .. ':' .. (m[2] or '0') .. ':' .. (m[3] or '0') .. ':' .. (m[4] or '0') .. ':' .. (m[5] or '0')
@@ -166,18 +176,30 @@ return 1
 // gives every kept archive's keys the expiry of the new one (Options.TTL, or none). It returns
 // {code, detail}: {1} committed (also when a retried commit finds it already done), {0} the
 // generation is not registered (overtaken, or expired), {-1, i} chunk i is missing (expired):
-// nothing changed, and the generation's chunks are deleted.
+// nothing changed, and the generation's chunks are deleted; {-2} the Save is fenced (token
+// above 0: a Lease's Save) and the lease is no longer the session's newest or was released:
+// nothing changed, and the generation's chunks and registration are deleted. The fence is
+// checked before anything is written, in the script that switches the meta key: no lease can
+// be granted between the check and the switch.
 //
-//	KEYS: meta, saves, readers, history
-//	ARGV: base, gen, chunks, size, chunk_size, ttl_ms (0: none), keep, spared gens…
+//	KEYS: meta, saves, readers, history, lease
+//	ARGV: base, gen, chunks, size, chunk_size, ttl_ms (0: none), keep, token (0: unfenced),
+//	      spared gens…
 var commitScript = newScript(`
 local base, gen, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local ttl = tonumber(ARGV[6])
 local hw = redis.call('HGET', KEYS[2], gen)
-if not hw then
-  if redis.call('HGET', KEYS[1], 'gen') == gen then
-    return {1}
+if not hw and redis.call('HGET', KEYS[1], 'gen') == gen then
+  return {1}
+end
+if not fenced(KEYS[5], ARGV[8]) then
+  if hw then
+    del_chunks(base, gen, tonumber(hw))
+    redis.call('HDEL', KEYS[2], gen)
   end
+  return {-2}
+end
+if not hw then
   return {0}
 end
 hw = tonumber(hw)
@@ -207,7 +229,7 @@ else
 end
 redis.call('HDEL', KEYS[2], gen)
 local spare = {}
-for j = 8, #ARGV do
+for j = 9, #ARGV do
   spare[ARGV[j]] = true
 end
 supersede(KEYS[2], base, spare)
@@ -253,10 +275,15 @@ return 1
 
 // deleteScript deletes the session: it supersedes every pending Save, retires every kept
 // archive and deletes the history list, deletes the meta key and retires the current
-// generation. It returns 1 if there was an archive, else 0.
+// generation. It returns 1 if there was an archive, else 0; or -2, having changed nothing, if
+// it is fenced (token above 0: a Lease's Delete) and the lease is lost. It never touches the
+// lease key.
 //
-//	KEYS: meta, saves, readers, history   ARGV: base
+//	KEYS: meta, saves, readers, history, lease   ARGV: base, token (0: unfenced)
 var deleteScript = newScript(`
+if not fenced(KEYS[5], ARGV[2]) then
+  return -2
+end
 supersede(KEYS[2], ARGV[1], nil)
 local now = now_ms()
 drop_kept(KEYS[3], KEYS[4], ARGV[1], 0, now)
@@ -349,4 +376,52 @@ for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
 end
 del_chunks(ARGV[1], gen, tonumber(ARGV[4]))
 return 2
+`)
+
+// The lease scripts keep the session's lease hash, "<prefix>{<session>}:lease": token (the
+// newest token granted, never lowered), owner, expires_ms (Unix ms, server clock) and released
+// ("1" once its holder released it). The hash has no expiry and nothing deletes it, so tokens
+// survive Delete, expiry of the archive and the lease's own expiry.
+
+// acquireScript grants a lease for ttl_ms unless the newest one is live (not released and not
+// expired by the server's clock). It returns {1, token, expires_ms} or, when refused,
+// {0, holder's owner, holder's expires_ms}.
+//
+//	KEYS: lease   ARGV: owner, ttl_ms
+var acquireScript = newScript(`
+local now = now_ms()
+local l = redis.call('HMGET', KEYS[1], 'token', 'owner', 'expires_ms', 'released')
+local token = tonumber(l[1]) or 0
+if token > 0 and l[4] == '0' and tonumber(l[3]) > now then
+  return {0, l[2], l[3]}
+end
+token = token + 1
+local expires = now + tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'token', token, 'owner', ARGV[1], 'expires_ms', expires, 'released', '0')
+return {1, token, expires}
+`)
+
+// renewScript moves the expiry of lease token to ttl_ms from now, if it is still the newest and
+// not released (expired or not). It returns 1, or 0 if the lease is lost.
+//
+//	KEYS: lease   ARGV: token, ttl_ms
+var renewScript = newScript(`
+if not fenced(KEYS[1], ARGV[1]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'expires_ms', now_ms() + tonumber(ARGV[2]))
+return 1
+`)
+
+// releaseScript marks lease token released if it is still the newest, so that the next
+// AcquireLease succeeds at once; a superseded or released lease changes nothing. It returns 1
+// if it released the lease, else 0.
+//
+//	KEYS: lease   ARGV: token
+var releaseScript = newScript(`
+if not fenced(KEYS[1], ARGV[1]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'released', '1')
+return 1
 `)

@@ -121,7 +121,8 @@ func scanKeys(t testing.TB, ctx context.Context, rdb redis.UniversalClient, patt
 
 // checkOnlyArchives checks that the keys under prefix are the meta keys of sessions, the
 // chunks of their current generations, their history lists and the chunks of the archives
-// these keep, and nothing else: no chunk of a failed, superseded or
+// these keep, and the lease hashes of leased sessions (which are never deleted, so that tokens
+// never go back), and nothing else: no chunk of a failed, superseded or
 // retired generation, no bookkeeping key left by a Save or an Extract that has returned.
 func checkOnlyArchives(t testing.TB, rdb redis.UniversalClient, prefix string) {
 	t.Helper()
@@ -137,6 +138,9 @@ func strayKeys(t testing.TB, rdb redis.UniversalClient, prefix string) []string 
 	keys := scanKeys(t, ctx, rdb, prefix+"*")
 	want := map[string]bool{}
 	for _, k := range keys {
+		if strings.HasSuffix(k, "}:lease") {
+			want[k] = true
+		}
 		if !strings.HasSuffix(k, ":meta") {
 			continue
 		}

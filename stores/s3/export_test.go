@@ -8,3 +8,7 @@ func SetCopyLimits(maxSize, partSize int64) (restore func()) {
 	maxCopySize, copyPartSize = maxSize, partSize
 	return func() { maxCopySize, copyPartSize = oldMax, oldPart }
 }
+
+// IsConditionFailed reports whether err is S3's refusal of a conditional write (412, or 409
+// ConditionalRequestConflict).
+var IsConditionFailed = isConditionFailed

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"io"
 	"maps"
 	"net/http"
@@ -111,7 +112,8 @@ func assumeRole(t *testing.T, s *server, p string) aws.Credentials {
 
 // grantedStore returns a store under a prefix of its own ("<namespace>/wa") in a new bucket (or
 // WWEBSTORE_S3_BUCKET), whose client has temporary credentials limited to grantPolicy(…, drop...).
-// It also returns the credentials and the store's URL.
+// It also returns the credentials and the store's URL. Without s3:ListBucket, New's access check
+// fails (TestGrantsMissing checks that), so the store is made with SkipAccessCheck.
 func grantedStore(t *testing.T, drop ...string) (st *s3store.Store, creds aws.Credentials, storeURL string) {
 	t.Helper()
 	s := s3Server(t)
@@ -121,7 +123,19 @@ func grantedStore(t *testing.T, drop ...string) (st *s3store.Store, creds aws.Cr
 	c := s.client(func(o *s3.Options) {
 		o.Credentials = credentials.StaticCredentialsProvider{Value: creds}
 	})
-	st, err := s3store.New(t.Context(), c, bucket, &s3store.Options{Prefix: prefix, PartSize: s3store.MinPartSize, Concurrency: 3})
+	o := &s3store.Options{Prefix: prefix, PartSize: s3store.MinPartSize, Concurrency: 3}
+	if slices.Contains(drop, "s3:ListBucket") {
+		_, err := s3store.New(t.Context(), c, bucket, o)
+		if !errors.Is(err, s3store.ErrAccessCheck) {
+			t.Fatalf("New without s3:ListBucket: %v; want the access check's error", err)
+		}
+		t.Logf("New without s3:ListBucket: %v", err)
+		if msg := err.Error(); !strings.Contains(msg, "AccessDenied") || !strings.Contains(msg, "s3:ListBucket") || !strings.Contains(msg, "SkipAccessCheck") {
+			t.Errorf("New without s3:ListBucket: %q; want AccessDenied, saying to grant s3:ListBucket or set SkipAccessCheck", msg)
+		}
+		o.SkipAccessCheck = true
+	}
+	st, err := s3store.New(t.Context(), c, bucket, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,6 +185,10 @@ func TestGrants(t *testing.T) {
 		if l, err := st.(remoteauth.Lister).List(t.Context()); err != nil || len(l) != 1 || l[0].Name != src.Name() {
 			t.Fatalf("List = %v, %v; want %s alone", l, err, src.Name())
 		}
+		// The store grants leases: src holds the session until it closes (a rolling deploy).
+		if err := src.Close(t.Context()); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
 		dst := newSession(t, st, nil)
 		res, err := dst.Restore(t.Context())
 		if err != nil || !res.Found || res.FellBack {
@@ -212,7 +230,8 @@ func TestGrants(t *testing.T) {
 }
 
 // TestGrantsMissing checks that credentials without one of the policy's actions fail with the
-// store's error wrapping S3's AccessDenied, naming the session.
+// store's error wrapping S3's AccessDenied, naming the session; without s3:ListBucket, New's
+// access check fails first (grantedStore checks it, then skips the check).
 func TestGrantsMissing(t *testing.T) {
 	tests := []struct {
 		drop string

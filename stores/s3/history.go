@@ -65,7 +65,8 @@ type archive struct {
 	id    string
 	size  int64
 	saved time.Time
-	seq   int64 // a kept archive's only: when it was kept, in nanoseconds since 1970, the order of the history
+	seq   int64  // a kept archive's only: when it was kept, in nanoseconds since 1970, the order of the history
+	lease uint64 // the current archive's only: the token of the lease whose Save wrote it (MetadataLease), 0 if none
 }
 
 // newID returns a new archive ID: idLen random hexadecimal digits.
@@ -141,7 +142,7 @@ func (s *Store) head(ctx context.Context, session string) (*archive, error) {
 	key := s.Key(session)
 	h, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
 	if err == nil {
-		return &archive{key: key, etag: h.ETag, id: archiveID(h.Metadata, h.ETag, h.LastModified), size: aws.ToInt64(h.ContentLength), saved: aws.ToTime(h.LastModified)}, nil
+		return &archive{key: key, etag: h.ETag, id: archiveID(h.Metadata, h.ETag, h.LastModified), size: aws.ToInt64(h.ContentLength), saved: aws.ToTime(h.LastModified), lease: archiveLease(h.Metadata)}, nil
 	}
 	if !isNotFound(err) {
 		return nil, fmt.Errorf("HeadObject: %w", err)
@@ -160,7 +161,7 @@ func (s *Store) head(ctx context.Context, session string) (*archive, error) {
 
 // current describes the current archive from the response to its GetObject.
 func current(key string, out *s3.GetObjectOutput) *archive {
-	return &archive{key: key, etag: out.ETag, id: archiveID(out.Metadata, out.ETag, out.LastModified), size: aws.ToInt64(out.ContentLength), saved: aws.ToTime(out.LastModified)}
+	return &archive{key: key, etag: out.ETag, id: archiveID(out.Metadata, out.ETag, out.LastModified), size: aws.ToInt64(out.ContentLength), saved: aws.ToTime(out.LastModified), lease: archiveLease(out.Metadata)}
 }
 
 // listHistory lists the objects in session's history folder: the kept archives, newest (the
@@ -335,22 +336,46 @@ func (s *Store) lock(ctx context.Context, session string) (func(), error) {
 // PutObject or CompleteMultipartUpload that replaces the current archive), then evicts the kept
 // archives beyond Keep. An error before put, or from put, fails the Save and leaves the
 // archives that Versions lists as they were; eviction's failures do not fail it (see rotate).
-func (s *Store) commit(ctx context.Context, session, id string, put func() error) error {
+//
+// With a fence (a Lease's Save), it reads the current archive (with its ETag), then checks the
+// lease (fence.check), then calls put with the condition that the archive is still the one it
+// read (If-Match its ETag, or If-None-Match * when there was none): see the package
+// documentation, Leases. When the condition fails (412, or 409 ConditionalRequestConflict), it
+// starts again, at most maxCommits times. Without a fence, put gets the zero condition.
+func (s *Store) commit(ctx context.Context, session, id string, f *fence, put func(c condition) error) error {
 	unlock, err := s.lock(ctx, session)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if s.keep > 1 {
-		if err := s.keepCurrent(ctx, session); err != nil {
+	for try := 1; ; try++ {
+		var cur *archive
+		if s.keep > 1 {
+			if cur, err = s.keepCurrent(ctx, session); err != nil {
+				return err
+			}
+		} else if f != nil {
+			if cur, err = s.head(ctx, session); err != nil {
+				return fmt.Errorf("reading the current archive: %w", err)
+			}
+		}
+		var c condition
+		if f != nil {
+			if err := f.check(ctx, cur); err != nil {
+				return err
+			}
+			c = conditionOn(cur)
+		}
+		err := put(c)
+		if f != nil && isConditionFailed(err) && try < maxCommits {
+			continue // replaced meanwhile: check the lease again
+		}
+		if err != nil {
 			return err
 		}
+		s.rotate(ctx, session, id)
+		return nil
 	}
-	if err := put(); err != nil {
-		return err
-	}
-	s.rotate(ctx, session, id)
-	return nil
 }
 
 // keepCurrent copies session's current archive into its history folder, unless a copy is
@@ -358,25 +383,26 @@ func (s *Store) commit(ctx context.Context, session, id string, put func() error
 // the ETag that was read, so that the copy holds the archive its key names; if another process
 // replaced the archive meanwhile, it reads it again, at most maxCopies times. Without a current
 // archive, it removes what the history folder holds: an interrupted Delete, or a Delete by
-// wwebjs-aws-s3, left it, and it must not become the history of the new archive.
-func (s *Store) keepCurrent(ctx context.Context, session string) error {
+// wwebjs-aws-s3, left it, and it must not become the history of the new archive. It returns the
+// current archive it kept (nil if none), whose ETag a fenced commit makes its condition.
+func (s *Store) keepCurrent(ctx context.Context, session string) (*archive, error) {
 	for try := 1; ; try++ {
 		cur, err := s.head(ctx, session)
 		if err != nil {
-			return fmt.Errorf("keeping the previous archive: %w", err)
+			return nil, fmt.Errorf("keeping the previous archive: %w", err)
 		}
 		kept, others, err := s.listHistory(ctx, session)
 		if err != nil {
-			return fmt.Errorf("keeping the previous archive: %w", err)
+			return nil, fmt.Errorf("keeping the previous archive: %w", err)
 		}
 		if cur == nil {
 			if err := s.deleteKept(ctx, kept, others); err != nil {
-				return fmt.Errorf("removing the history of a deleted archive: %w", err)
+				return nil, fmt.Errorf("removing the history of a deleted archive: %w", err)
 			}
-			return nil
+			return nil, nil
 		}
 		if slices.ContainsFunc(kept, func(a archive) bool { return a.id == cur.id }) {
-			return nil
+			return cur, nil
 		}
 		seq := time.Now().UnixNano()
 		if len(kept) > 0 {
@@ -385,9 +411,9 @@ func (s *Store) keepCurrent(ctx context.Context, session string) error {
 		err = s.copyArchive(ctx, cur, s.keptKey(session, seq, cur))
 		if err == nil || !isPreconditionFailed(err) || try == maxCopies {
 			if err != nil {
-				return fmt.Errorf("keeping the previous archive %s: %w", cur.id, err)
+				return nil, fmt.Errorf("keeping the previous archive %s: %w", cur.id, err)
 			}
-			return nil
+			return cur, nil
 		}
 	}
 }

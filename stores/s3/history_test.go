@@ -3,8 +3,6 @@ package s3store_test
 import (
 	"bytes"
 	"fmt"
-	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -326,44 +324,7 @@ func TestHistoryLargeCopy(t *testing.T) {
 	}
 }
 
-// TestRestoreFallsBack: Session.Restore over an s3 store whose newest archive is corrupt (bad
-// bytes written through Save) restores the previous archive and says so.
-func TestRestoreFallsBack(t *testing.T) {
-	s := s3Server(t)
-	c := s.client(nil)
-	st, _ := newStore(t, s, c, nil)
-	files := map[string]string{"Default/IndexedDB/a.ldb": strings.Repeat("login ", 1000), "Default/Local Storage/leveldb/l.log": "local"}
-	src := newSession(t, st, nil)
-	writeFiles(t, src.ProfileDir(), files)
-	if _, err := src.Backup(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	good := extract(t, st, src.Name())
-	bad := bytes.Clone(good)
-	bad[len(bad)/2] ^= 0x55
-	save(t, st, src.Name(), bad)
-	list, err := st.Versions(t.Context(), src.Name())
-	if err != nil || len(list) != 2 {
-		t.Fatalf("Versions = %v, %v; want 2 archives", list, err)
-	}
-
-	var logs bytes.Buffer
-	dst := newSession(t, st, &remoteauth.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	res, err := dst.Restore(t.Context())
-	if err != nil {
-		t.Fatalf("Restore: %v; want the previous archive", err)
-	}
-	if !res.Found || !res.FellBack || res.Version != list[1].ID || len(res.Skipped) != 1 || !strings.Contains(res.Skipped[0].Error(), list[0].ID) {
-		t.Errorf("Restore = %+v; want FellBack to %q, skipping %q", res, list[1].ID, list[0].ID)
-	}
-	if got := readFiles(t, dst.ProfileDir()); !maps.Equal(got, files) {
-		t.Errorf("restored %v, want %v", got, files)
-	}
-	if !strings.Contains(logs.String(), "restored an older archive because the newest failed verification") {
-		t.Errorf("no warning about the fall-back in the logs:\n%s", &logs)
-	}
-}
-
+// newSession, writeFiles and readFiles serve the Session round trip of grants_test.go.
 func newSession(t *testing.T, st remoteauth.Store, opts *remoteauth.Options) *remoteauth.Session {
 	t.Helper()
 	o := remoteauth.Options{}

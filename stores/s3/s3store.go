@@ -14,6 +14,10 @@
 //		o.UsePathStyle = true // bucket in the path, not in the host name
 //	})
 //
+// New checks access with one request (see New and Options.SkipAccessCheck), so wrong
+// credentials, a missing bucket or an unreachable endpoint fail there, with an error wrapping
+// ErrAccessCheck that says what to fix, rather than at the first Save or Extract.
+//
 // # Data layout
 //
 // A session is one object, at the key that wwebjs-aws-s3 (the Node.js store of whatsapp-web.js
@@ -83,9 +87,40 @@
 // an archive that was current for a moment (the current archive is always one of them, whole),
 // and its order follows the hosts' clocks.
 //
+// # Leases
+//
+// A Store implements [remoteauth.Leaser]. The lease of a session is the object
+// Key(session)+LeaseSuffix (sessions/RemoteAuth-alice.zip.lease), a JSON record of the newest
+// lease granted (token, owner, TTL, expiry by the holder's clock, released), changed only by
+// conditional PutObjects: If-None-Match: * to create it, If-Match: <ETag> to take it over, renew or
+// release it; a write that loses a race (412, or 409 ConditionalRequestConflict) reads it again,
+// at most 10 times. It is never deleted, so tokens never go back, not even after Delete.
+//
+// Expiry: a lease is live until released or until both clocks say it expired: the holder's (its
+// recorded expiry against the acquirer's clock) and the server's (the object's Last-Modified
+// plus the TTL against the Date of the response that read it, plus one second for the HTTP
+// dates' whole seconds). A fast client clock cannot take a live lease early; a takeover comes up
+// to about 2 s after the TTL. LeaseHeldError.Expires is the holder's recorded expiry.
+//
+// Fencing: S3 cannot make the lease check atomic with the archive switch (no multi-object
+// transaction). A Lease's Save stamps its token on the archive (MetadataLease) and, in the
+// commit, under the session's lock: reads the current archive (ETag E, token T), fails with
+// ErrLeaseLost if T is above its token or the lease object says it is no longer the newest or
+// was released, then makes the new archive current with PutObject or CompleteMultipartUpload
+// If-Match: E (If-None-Match: * without an archive), and starts again on 412/409, at most
+// maxCommits (5) times. Guaranteed: an archive saved under a lease is never replaced by a Save of
+// an older lease, and History, streaming and the atomic replace are as for Save. Not guaranteed:
+// in the window between the lease check and the conditional write, a lease that expires and is
+// taken over by a holder that has not saved yet does not stop the write (the new holder's first
+// save replaces it); a newer archive byte-identical to the one read (same ETag) does not either;
+// and a Lease's Delete is a check, then DeleteObject If-Match: E, which MinIO (2026-02) does not
+// enforce. See the README, Leases.
+//
 // # Permissions
 //
-// The store calls HeadObject, GetObject, PutObject, CreateMultipartUpload, UploadPart,
+// New's access check calls ListObjectsV2 of the prefix (s3:ListBucket; skip it with
+// Options.SkipAccessCheck). The store calls HeadObject, GetObject, PutObject (conditional ones for leases: the lease
+// object is under the prefix and needs no other permission), CreateMultipartUpload, UploadPart,
 // CompleteMultipartUpload, AbortMultipartUpload and DeleteObject on its keys, and, to keep
 // history, CopyObject (UploadPartCopy above 5 GiB) and ListObjectsV2 of the session's history
 // folder: Save, Delete, Versions and ExtractVersion of an older archive list the bucket, and
@@ -170,6 +205,14 @@ type Options struct {
 	// any positive number is allowed. Each kept archive is an object of the archive's size,
 	// stored and billed.
 	Keep int
+	// SkipAccessCheck makes New send no request. By default New checks, within
+	// AccessCheckTimeout, that the credentials can be found and are accepted, that the bucket
+	// exists and that the store's prefix can be listed (ListObjectsV2 of at most one key, which
+	// the README's least-privilege policy allows), and fails with an error wrapping
+	// ErrAccessCheck that says what to fix. Skip it for a policy without s3:ListBucket (the
+	// first call then shows what is wrong), or to construct a Store while offline. URL
+	// parameter: check=false.
+	SkipAccessCheck bool
 }
 
 func (o *Options) validate() error {
@@ -217,11 +260,15 @@ var (
 	_ remoteauth.Lister = (*Store)(nil)
 )
 
-// New returns a Store that keeps archives in bucket through client. The bucket must exist; New
-// makes no request (so needs no permission of its own), and a missing bucket shows in the first
-// Save or Extract. opts may be nil for the defaults.
+// New returns a Store that keeps archives in bucket through client; opts may be nil for the
+// defaults. It validates the options, then, unless opts.SkipAccessCheck, checks access with one
+// request bounded by ctx and AccessCheckTimeout: it retrieves the client's credentials and
+// lists at most one key under the prefix (ListObjectsV2, which needs s3:ListBucket on the
+// bucket for the prefix, as List does). Wrong or missing credentials, a policy that does not
+// allow that listing, a missing bucket, a bucket in another region and an endpoint that cannot
+// be reached fail New with an error wrapping ErrAccessCheck and the SDK's error, naming the
+// bucket and the endpoint and saying what to fix (never showing the secret key).
 func New(ctx context.Context, client *s3.Client, bucket string, opts *Options) (*Store, error) {
-	_ = ctx // reserved: New makes no request today
 	if client == nil {
 		return nil, errors.New("s3store: the S3 client is nil")
 	}
@@ -257,6 +304,11 @@ func New(ctx context.Context, client *s3.Client, bucket string, opts *Options) (
 	}
 	for i := range s.locks {
 		s.locks[i] = make(chan struct{}, 1)
+	}
+	if !o.SkipAccessCheck {
+		if err := s.checkAccess(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -319,8 +371,7 @@ func isNoSuchKey(err error) bool {
 // not "<prefix>/<session>.zip" for a valid session name are skipped. An object appears only once
 // its upload has completed. It implements remoteauth.Lister.
 func (s *Store) List(ctx context.Context) ([]remoteauth.SessionInfo, error) {
-	// The listing prefix is the key of a session, less the session's name and extension.
-	prefix := strings.TrimSuffix(s.Key("x"), "x.zip")
+	prefix := s.listPrefix()
 	fail := func(err error) ([]remoteauth.SessionInfo, error) {
 		return nil, fmt.Errorf("s3store: list sessions in s3://%s/%s: %w", s.bucket, prefix, err)
 	}
@@ -372,6 +423,12 @@ func (s *Store) Delete(ctx context.Context, session string) error {
 		return err
 	}
 	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: aws.String(s.Key(session))})
+	return s.deleteRest(ctx, session, err)
+}
+
+// deleteRest finishes a Delete whose DeleteObject of the current archive returned err: it
+// removes the history folder.
+func (s *Store) deleteRest(ctx context.Context, session string, err error) error {
 	// S3 answers 204 for a missing key; NoSuchKey is tolerated from other servers.
 	if err != nil && !isNoSuchKey(err) {
 		return s.errorf("Delete", session, "DeleteObject: %w", err)
@@ -392,6 +449,11 @@ func (s *Store) Save(ctx context.Context, session string, r io.Reader) error {
 	if err := s.check(ctx, "Save", session); err != nil {
 		return err
 	}
+	return s.save(ctx, session, r, nil)
+}
+
+// save is Save, fenced by f when f is not nil (a Lease's Save).
+func (s *Store) save(ctx context.Context, session string, r io.Reader, f *fence) error {
 	r = remoteauth.ContextReader(ctx, r)
 	first := make([]byte, s.partSize)
 	n, err := io.ReadFull(r, first)
@@ -401,17 +463,19 @@ func (s *Store) Save(ctx context.Context, session string, r io.Reader) error {
 			return s.errorf("Save", session, "%w", err)
 		}
 		id := newID()
-		err := s.commit(ctx, session, id, func() error {
+		err := s.commit(ctx, session, id, f, func(c condition) error {
 			_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 				Bucket:               &s.bucket,
 				Key:                  aws.String(s.Key(session)),
 				Body:                 bytes.NewReader(first[:n]),
 				ContentLength:        aws.Int64(int64(n)),
 				ContentType:          aws.String(ContentType),
-				Metadata:             map[string]string{MetadataID: id},
+				Metadata:             f.metadata(id),
 				ServerSideEncryption: s.sse,
 				SSEKMSKeyId:          s.kmsKeyIDPtr(),
 				StorageClass:         s.class,
+				IfMatch:              c.ifMatch,
+				IfNoneMatch:          c.ifNoneMatch,
 			})
 			if err != nil {
 				return fmt.Errorf("PutObject: %w", err)
@@ -423,7 +487,7 @@ func (s *Store) Save(ctx context.Context, session string, r io.Reader) error {
 		}
 		return nil
 	case nil:
-		return s.saveMultipart(ctx, session, r, first)
+		return s.saveMultipart(ctx, session, r, first, f)
 	default:
 		return s.errorf("Save", session, "reading the archive: %w", err)
 	}
@@ -438,13 +502,13 @@ func (s *Store) kmsKeyIDPtr() *string {
 
 // saveMultipart uploads first, then the rest of r, as a multipart upload, with at most
 // s.concurrency part buffers, and aborts the upload if anything fails.
-func (s *Store) saveMultipart(ctx context.Context, session string, r io.Reader, first []byte) error {
+func (s *Store) saveMultipart(ctx context.Context, session string, r io.Reader, first []byte, f *fence) error {
 	key, id := s.Key(session), newID()
 	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:               &s.bucket,
 		Key:                  &key,
 		ContentType:          aws.String(ContentType),
-		Metadata:             map[string]string{MetadataID: id},
+		Metadata:             f.metadata(id),
 		ServerSideEncryption: s.sse,
 		SSEKMSKeyId:          s.kmsKeyIDPtr(),
 		StorageClass:         s.class,
@@ -563,12 +627,14 @@ func (s *Store) saveMultipart(ctx context.Context, session string, r io.Reader, 
 	}
 	if firstErr == nil {
 		sortParts(parts)
-		err := s.commit(ctx, session, id, func() error {
+		err := s.commit(ctx, session, id, f, func(c condition) error {
 			_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 				Bucket:          &s.bucket,
 				Key:             &key,
 				UploadId:        uploadID,
 				MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+				IfMatch:         c.ifMatch,
+				IfNoneMatch:     c.ifNoneMatch,
 			})
 			if err != nil {
 				return fmt.Errorf("CompleteMultipartUpload: %w", err)

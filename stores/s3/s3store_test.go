@@ -132,11 +132,16 @@ func TestLayout(t *testing.T) {
 	}
 }
 
-// TestMissingBucket: a missing bucket is an error for every method, never a missing session.
+// TestMissingBucket: a missing bucket fails New (its access check: NoSuchBucket); with
+// SkipAccessCheck, it is an error for every method, never a missing session.
 func TestMissingBucket(t *testing.T) {
 	s := s3Server(t)
 	c := s.client(nil)
-	st, err := s3store.New(t.Context(), c, "wwebstore-test-no-such-bucket", nil)
+	const bucket = "wwebstore-test-no-such-bucket"
+	if _, err := s3store.New(t.Context(), c, bucket, nil); !errors.Is(err, s3store.ErrAccessCheck) || !strings.Contains(err.Error(), "bucket does not exist") {
+		t.Errorf("New in a missing bucket: %v; want ErrAccessCheck saying that the bucket does not exist", err)
+	}
+	st, err := s3store.New(t.Context(), c, bucket, &s3store.Options{SkipAccessCheck: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,14 +164,18 @@ func TestMissingBucket(t *testing.T) {
 	}
 }
 
-// TestBadCredentials: SessionExists with wrong credentials is an error, not "no session".
+// TestBadCredentials: wrong credentials fail New (its access check); with SkipAccessCheck,
+// SessionExists with them is an error, not "no session".
 func TestBadCredentials(t *testing.T) {
 	s := s3Server(t)
 	c := s.client(nil)
 	bucket, _ := newBucket(t, s, c)
 	bad := *s
 	bad.SecretAccessKey = "wrong-secret"
-	st, err := s3store.New(t.Context(), bad.client(nil), bucket, nil)
+	if _, err := s3store.New(t.Context(), bad.client(nil), bucket, nil); !errors.Is(err, s3store.ErrAccessCheck) || !strings.Contains(err.Error(), "refused the credentials") {
+		t.Errorf("New with a wrong secret: %v; want ErrAccessCheck saying that the credentials were refused", err)
+	}
+	st, err := s3store.New(t.Context(), bad.client(nil), bucket, &s3store.Options{SkipAccessCheck: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,16 +207,17 @@ func TestNewOptions(t *testing.T) {
 	if _, err := s3store.New(context.Background(), nil, "b", nil); err == nil {
 		t.Error("New with a nil client succeeded")
 	}
-	if _, err := s3store.New(context.Background(), c, "b", &s3store.Options{ServerSideEncryption: "aws:kms", SSEKMSKeyID: "k", StorageClass: "STANDARD_IA"}); err != nil {
+	// The client has no endpoint or credentials: no request, so SkipAccessCheck.
+	if _, err := s3store.New(context.Background(), c, "b", &s3store.Options{ServerSideEncryption: "aws:kms", SSEKMSKeyID: "k", StorageClass: "STANDARD_IA", SkipAccessCheck: true}); err != nil {
 		t.Error(err)
 	}
 }
 
 // TestInvalidNameNoRequest: invalid names are refused before any request (the client points
-// nowhere and would fail otherwise).
+// nowhere and would fail otherwise; so does New's access check, hence SkipAccessCheck).
 func TestInvalidNameNoRequest(t *testing.T) {
 	c := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://127.0.0.1:1")})
-	st, err := s3store.New(context.Background(), c, "b", nil)
+	st, err := s3store.New(context.Background(), c, "b", &s3store.Options{SkipAccessCheck: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,9 +33,12 @@ type urlConfig struct {
 //
 //	s3://bucket/prefix?region=eu-west-1&endpoint=http://127.0.0.1:9000&path_style=true
 //	    &part_size=16777216&concurrency=8&sse=aws:kms&kms_key_id=…&storage_class=STANDARD_IA&keep=3
+//	    &check=false
 //
 // Every parameter is optional. The path after the bucket is Options.Prefix; keep is
-// Options.Keep (archives kept per session, 1 for no history). Credentials (and the
+// Options.Keep (archives kept per session, 1 for no history); check=false sets
+// Options.SkipAccessCheck (no request at opening; by default OpenStore fails, as New does, when
+// the credentials, the bucket or the endpoint are wrong). Credentials (and the
 // region, when the URL has none) come from the standard AWS chain of config.LoadDefaultConfig:
 // environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_PROFILE), shared files,
 // SSO, web identity, ECS/EC2 roles.
@@ -111,6 +114,12 @@ func parseURL(u *url.URL) (*urlConfig, error) {
 			cfg.opts.SSEKMSKeyID = v
 		case "storage_class":
 			cfg.opts.StorageClass = types.StorageClass(v)
+		case "check":
+			check, err := strconv.ParseBool(v)
+			if err != nil {
+				return fail("check %q is not a boolean (check=false skips New's access check)", v)
+			}
+			cfg.opts.SkipAccessCheck = !check
 		case "keep":
 			if cfg.opts.Keep, err = strconv.Atoi(v); err != nil || cfg.opts.Keep < 1 {
 				return fail("keep %q is not a number of archives, 1 or more", v)
