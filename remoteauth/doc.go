@@ -40,10 +40,11 @@
 //     reported to Options.OnBackup and the logger, and never deletes anything. Only Delete
 //     deletes a remote archive.
 //   - One live owner per session: with a store that grants leases (the optional Leaser
-//     capability: filestore and memstore do, and encryptedstore over them), a Session takes
-//     the session's lease before it first touches the store, renews it while it lives, saves
-//     every backup under it and releases it after Close's final backup. A second instance (a rolling deploy) waits for
-//     the first to hand over, then restores its final backup, or fails with ErrLeaseHeld naming
+//     capability: every store of this repository does, and encryptedstore over them), a
+//     Session takes the session's lease before it first touches the store, renews it while it
+//     lives, saves every backup under it and releases it after Close's final backup. A second
+//     instance (a rolling deploy) waits for the first to hand over, then restores its final
+//     backup, or fails with ErrLeaseHeld naming
 //     the holder; an instance whose lease was taken over stops writing (ErrLeaseLost), and the
 //     store's fencing refuses a save made under a superseded lease, so a stale instance never
 //     overwrites a newer archive. See LeaseOptions; Lease.Disabled turns it off.

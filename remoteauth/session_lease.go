@@ -20,9 +20,9 @@ const (
 )
 
 // LeaseOptions configure how a Session leases its session from a store that implements Leaser
-// (filestore and memstore do; see Leaser). With any other store they are ignored, as they are
-// with a wrapper store whose AcquireLease says errors.ErrUnsupported (it wraps a store without
-// leases): the Session then writes without a lease, and logs that once at debug level.
+// (every store of this repository does; see Leaser). With any other store they are ignored, as
+// they are with a wrapper store whose AcquireLease says errors.ErrUnsupported (it wraps a store
+// without leases): the Session then writes without a lease, and logs that once at debug level.
 //
 // Leasing is on by default: a stale instance overwriting a newer login (which costs a new QR
 // scan) is silent and costly, while a lease costs one small write every TTL/3 and a wait at

@@ -1,10 +1,18 @@
 package storetest
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -39,6 +47,7 @@ func runHistory(t *testing.T, newStore func(t *testing.T) remoteauth.Store, size
 			{"InvalidNames", testHistoryInvalidNames},
 			{"CanceledContext", testHistoryCanceledContext},
 			{"Concurrent", testHistoryConcurrent},
+			{"RestoreFallsBack", testHistoryRestoreFallsBack},
 		} {
 			t.Run(s.name, func(t *testing.T) {
 				st := newStore(t)
@@ -329,6 +338,138 @@ func testHistoryConcurrent(t *testing.T, st remoteauth.Store, h history) {
 		}
 		seen[sum] = true
 	}
+}
+
+// testHistoryRestoreFallsBack backs up a small profile through a remoteauth.Session over st, then
+// saves a copy of that archive with one byte of a file's data flipped through Store.Save: a fresh
+// Session restoring into a fresh DataPath refuses the newest archive (its CRC does not match),
+// restores the previous one, reports FellBack with the newest archive's error, and logs a warning.
+func testHistoryRestoreFallsBack(t *testing.T, st remoteauth.Store, h history) {
+	noise, err := io.ReadAll(content{seed: 720, size: 40 * kiB}.reader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The incompressible file makes most of the archive; the flipped byte lands in its data,
+	// where only the CRC catches it.
+	const noiseFile = "Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.leveldb/000003.log"
+	files := map[string]string{
+		noiseFile: string(noise),
+		"Default/Local Storage/leveldb/000004.log": "local storage",
+	}
+	src := newFallbackSession(t, st, nil)
+	writeProfile(t, src.ProfileDir(), files)
+	if res, err := src.Backup(t.Context()); err != nil || res.Unchanged {
+		t.Fatalf("Session.Backup = %+v, %v; want an upload", res, err)
+	}
+	// Abandon releases the Session's lease (if st is a Leaser) without another backup.
+	if err := src.Abandon(t.Context()); err != nil {
+		t.Fatalf("Session.Abandon: %v", err)
+	}
+	var good bytes.Buffer
+	if err := st.Extract(t.Context(), src.Name(), &good); err != nil {
+		t.Fatalf("Extract(%q) of the Session's backup: %v", src.Name(), err)
+	}
+	bad := flipFileByte(t, good.Bytes(), noiseFile)
+	if err := st.Save(t.Context(), src.Name(), bytes.NewReader(bad)); err != nil {
+		t.Fatalf("Save(%q) of the corrupted archive: %v", src.Name(), err)
+	}
+	list, err := h.Versions(t.Context(), src.Name())
+	if err != nil || len(list) != 2 {
+		t.Fatalf("Versions(%q) = %q, %v; want the Session's archive and the corrupted one", src.Name(), versionIDs(list), err)
+	}
+
+	var logs bytes.Buffer
+	dst := newFallbackSession(t, st, slog.New(slog.NewTextHandler(&logs, nil)))
+	res, err := dst.Restore(t.Context())
+	if abandonErr := dst.Abandon(t.Context()); abandonErr != nil {
+		t.Errorf("Session.Abandon: %v", abandonErr)
+	}
+	if err != nil {
+		t.Fatalf("Session.Restore: %v; want the previous archive restored", err)
+	}
+	if !res.Found || !res.FellBack || res.Version != list[1].ID {
+		t.Errorf("Session.Restore = %+v; want Found, FellBack and Version %q (the previous archive)", res, list[1].ID)
+	}
+	if len(res.Skipped) != 1 || !errors.Is(res.Skipped[0], remoteauth.ErrCorruptArchive) || !strings.Contains(res.Skipped[0].Error(), list[0].ID) {
+		t.Errorf("RestoreResult.Skipped = %v; want one error wrapping remoteauth.ErrCorruptArchive that names the newest archive %q", res.Skipped, list[0].ID)
+	}
+	if got := readProfile(t, dst.ProfileDir()); !maps.Equal(got, files) {
+		t.Errorf("the restored profile holds %d files %q, want the %d of the previous archive", len(got), slices.Sorted(maps.Keys(got)), len(files))
+	}
+	if warning := "restored an older archive because the newest failed verification"; !strings.Contains(logs.String(), warning) {
+		t.Errorf("the Session's logs do not hold the warning %q:\n%s", warning, logs.String())
+	}
+}
+
+// newFallbackSession returns a Session of client ID "fallback" over st, in a new DataPath, that
+// logs to logger (nil: slog.Default()).
+func newFallbackSession(t *testing.T, st remoteauth.Store, logger *slog.Logger) *remoteauth.Session {
+	t.Helper()
+	s, err := remoteauth.NewSession(st, &remoteauth.Options{ClientID: "fallback", DataPath: t.TempDir(), Logger: logger})
+	if err != nil {
+		t.Fatalf("remoteauth.NewSession: %v", err)
+	}
+	return s
+}
+
+// flipFileByte returns a copy of the zip archive with one byte flipped in the middle of the
+// stored (compressed) data of the entry name.
+func flipFileByte(t *testing.T, archive []byte, name string) []byte {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(archive), int64(len(archive)))
+	if err != nil {
+		t.Fatalf("the Session's archive is not a zip archive: %v", err)
+	}
+	for _, f := range zr.File {
+		if f.Name != name {
+			continue
+		}
+		off, err := f.DataOffset()
+		if err != nil {
+			t.Fatalf("the Session's archive: %s: %v", name, err)
+		}
+		bad := bytes.Clone(archive)
+		bad[off+int64(f.CompressedSize64/2)] ^= 0x55
+		return bad
+	}
+	t.Fatalf("the Session's archive has no entry %q", name)
+	return nil
+}
+
+// writeProfile writes files (slash paths relative to dir → content) under dir.
+func writeProfile(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, data := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// readProfile returns every regular file under dir (slash paths relative to dir → content).
+func readProfile(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		files[filepath.ToSlash(rel)] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("reading the restored profile: %v", err)
+	}
+	return files
 }
 
 // checkVersions checks that Versions lists want (newest first): as many archives, with distinct

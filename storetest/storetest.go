@@ -108,6 +108,14 @@
 //	                               ExtractVersion writes a saved archive whole or wraps
 //	                               ErrNotFound having written nothing; in the end 2 distinct
 //	                               inputs are kept, whole, and Extract writes the first.
+//	History/RestoreFallsBack       A remoteauth.Session backs up a small profile, then a copy of
+//	                               its archive with a byte of a file's data flipped is saved
+//	                               with Save: a fresh Session's Restore into a fresh DataPath
+//	                               reports FellBack to the previous archive's ID, with one
+//	                               skipped error that wraps ErrCorruptArchive and names the
+//	                               newest ID, logs a warning, and restores the previous
+//	                               archive's files. Both Sessions end with Abandon, releasing
+//	                               their leases when the store is a Leaser.
 //
 // The Lease group runs only for a store that implements remoteauth.Leaser (one store is made
 // and asked for a lease once; the group is skipped when the type assertion fails or

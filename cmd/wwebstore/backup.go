@@ -61,18 +61,41 @@ func profileLayout(dir, session string) (dataPath, clientID string, err error) {
 }
 
 // profileSession returns a Session for the profile directory that profileLayout found, saving to
-// and restoring from the store's session name, and counting the archive's bytes into n.
-func (c *cli) profileSession(st remoteauth.Store, session, dataPath, clientID string, n io.Writer) (*remoteauth.Session, error) {
-	return remoteauth.NewSession(sessionStore{st, session, n}, &remoteauth.Options{
+// and restoring from the store's session name, and a progress bar described by desc, of total
+// bytes (-1 if unknown), that counts the archive's bytes. The caller finishes the bar.
+func (c *cli) profileSession(st remoteauth.Store, session, dataPath, clientID, desc string, total int64) (*remoteauth.Session, *progress, error) {
+	p := c.startProgress(desc, total)
+	s, err := remoteauth.NewSession(sessionStore{st, session, p.writer()}, &remoteauth.Options{
 		ClientID: clientID,
 		DataPath: dataPath,
 		Logger:   c.log,
 		Retry:    remoteauth.RetryPolicy{MaxAttempts: backupAttempts},
 	})
+	if err != nil {
+		p.finish()
+		return nil, nil, err
+	}
+	return s, p, nil
 }
 
-// backupResult is the JSON document of backup.
-type backupResult struct {
+// openProfile is what backup and restore share: it checks the profile directory dir (see
+// profileLayout), opens the store of the --store flag (storeURL), and returns the store's URL
+// and profileSession's Session and progress bar, described as "<verb> <session>".
+func (c *cli) openProfile(ctx context.Context, storeURL, dir, session, verb string) (*remoteauth.Session, *progress, string, error) {
+	dataPath, clientID, err := profileLayout(dir, session)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	st, rawURL, err := c.openStoreFlag(ctx, storeURL)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	s, p, err := c.profileSession(st, session, dataPath, clientID, verb+" "+session, -1)
+	return s, p, rawURL, err
+}
+
+// profileResult is the JSON document of restore, and the fields backup's shares with it.
+type profileResult struct {
 	Store       string  `json:"store"`
 	Session     string  `json:"session"`
 	Dir         string  `json:"dir"`
@@ -80,7 +103,12 @@ type backupResult struct {
 	Bytes       int64   `json:"bytes"`
 	ArchiveSize int64   `json:"archive_bytes"`
 	Seconds     float64 `json:"seconds"`
-	Attempts    int     `json:"attempts"`
+}
+
+// backupResult is the JSON document of backup.
+type backupResult struct {
+	profileResult
+	Attempts int `json:"attempts"`
 }
 
 func runBackup(ctx context.Context, c *cli, args []string) error {
@@ -107,22 +135,8 @@ or files that change during the backup make it start again. A save the store ref
 	if err := checkSession(*session); err != nil {
 		return err
 	}
-	dataPath, clientID, err := profileLayout(*dir, *session)
+	s, p, rawURL, err := c.openProfile(ctx, *storeURL, *dir, *session, "backup")
 	if err != nil {
-		return err
-	}
-	rawURL, err := c.resolveURL("store", *storeURL, EnvStore)
-	if err != nil {
-		return err
-	}
-	st, err := c.openStore(ctx, rawURL)
-	if err != nil {
-		return err
-	}
-	p := c.startProgress("backup "+*session, -1)
-	s, err := c.profileSession(st, *session, dataPath, clientID, p.writer())
-	if err != nil {
-		p.finish()
 		return err
 	}
 	res, err := s.Backup(ctx)
@@ -130,23 +144,12 @@ or files that change during the backup make it start again. A save the store ref
 	if err != nil {
 		return fmt.Errorf("back up %s to session %q of %s: %w (the store keeps its previous archive)", *dir, *session, c.storeName(rawURL), err)
 	}
-	out := backupResult{Store: c.storeName(rawURL), Session: *session, Dir: *dir, Files: res.Files, Bytes: res.Bytes,
-		ArchiveSize: res.ArchiveSize, Seconds: res.Duration.Seconds(), Attempts: res.Attempts}
+	out := backupResult{profileResult{Store: c.storeName(rawURL), Session: *session, Dir: *dir, Files: res.Files, Bytes: res.Bytes,
+		ArchiveSize: res.ArchiveSize, Seconds: res.Duration.Seconds()}, res.Attempts}
 	return c.result(out, func(w io.Writer) {
 		fmt.Fprintf(w, "backed up %s to session %s of %s: %d files, %s -> archive of %s in %s (%s)\n",
 			*dir, *session, out.Store, res.Files, mib(res.Bytes), mib(res.ArchiveSize), res.Duration.Round(time.Millisecond), rate(res.Bytes, res.Duration))
 	})
-}
-
-// restoreResult is the JSON document of restore.
-type restoreResult struct {
-	Store       string  `json:"store"`
-	Session     string  `json:"session"`
-	Dir         string  `json:"dir"`
-	Files       int     `json:"files"`
-	Bytes       int64   `json:"bytes"`
-	ArchiveSize int64   `json:"archive_bytes"`
-	Seconds     float64 `json:"seconds"`
 }
 
 func runRestore(ctx context.Context, c *cli, args []string) error {
@@ -169,22 +172,8 @@ out; by default it is .wwebjs_auth/<session>. Start the browser only after the r
 	if *dir == "" {
 		*dir = filepath.Join(remoteauth.DefaultDataPath, *session)
 	}
-	dataPath, clientID, err := profileLayout(*dir, *session)
+	s, p, rawURL, err := c.openProfile(ctx, *storeURL, *dir, *session, "restore")
 	if err != nil {
-		return err
-	}
-	rawURL, err := c.resolveURL("store", *storeURL, EnvStore)
-	if err != nil {
-		return err
-	}
-	st, err := c.openStore(ctx, rawURL)
-	if err != nil {
-		return err
-	}
-	p := c.startProgress("restore "+*session, -1)
-	s, err := c.profileSession(st, *session, dataPath, clientID, p.writer())
-	if err != nil {
-		p.finish()
 		return err
 	}
 	res, err := s.Restore(ctx)
@@ -195,7 +184,7 @@ out; by default it is .wwebjs_auth/<session>. Start the browser only after the r
 	if !res.Found {
 		return fmt.Errorf("%w: %s has no session %q (list its sessions with: wwebstore ls); %s is unchanged", remoteauth.ErrNotFound, c.storeName(rawURL), *session, *dir)
 	}
-	out := restoreResult{Store: c.storeName(rawURL), Session: *session, Dir: *dir, Files: res.Files, Bytes: res.Bytes,
+	out := profileResult{Store: c.storeName(rawURL), Session: *session, Dir: *dir, Files: res.Files, Bytes: res.Bytes,
 		ArchiveSize: res.ArchiveSize, Seconds: res.Duration.Seconds()}
 	return c.result(out, func(w io.Writer) {
 		fmt.Fprintf(w, "restored session %s of %s into %s: archive of %s -> %d files, %s in %s (%s)\n",

@@ -74,19 +74,15 @@ and the peak growth of the Go heap of each. A session that exists already is not
 	if size < profilegen.MinSize {
 		return usagef("--size %s is less than the smallest profile, 1MiB", size.String())
 	}
-	rawURL, err := c.resolveURL("store", *storeURL, EnvStore)
-	if err != nil {
-		return err
-	}
-	st, err := c.openStore(ctx, rawURL)
+	st, rawURL, err := c.openStoreFlag(ctx, *storeURL)
 	if err != nil {
 		return err
 	}
 	store := c.storeName(rawURL)
 	if !*overwrite {
-		exists, err := st.SessionExists(ctx, *session)
+		exists, err := sessionExists(ctx, st, *session, store)
 		if err != nil {
-			return fmt.Errorf("look up session %q in %s: %w", *session, store, err)
+			return err
 		}
 		if exists {
 			return fmt.Errorf("%s has a session %q already: bench would replace it; pass --overwrite, or another --session", store, *session)
@@ -115,10 +111,8 @@ and the peak growth of the Go heap of each. A session that exists already is not
 		return err
 	}
 
-	p := c.startProgress("backup", -1)
-	backupSession, err := c.profileSession(st, *session, filepath.Dir(profile), "bench", p.writer())
+	backupSession, p, err := c.profileSession(st, *session, filepath.Dir(profile), "bench", "backup", -1)
 	if err != nil {
-		p.finish()
 		return err
 	}
 	sampler := peakheap.Start()
@@ -143,10 +137,8 @@ and the peak growth of the Go heap of each. A session that exists already is not
 	}
 
 	restored := filepath.Join(work, "restore", "RemoteAuth-bench")
-	p = c.startProgress("restore", b.ArchiveSize)
-	restoreSession, err := c.profileSession(st, *session, filepath.Dir(restored), "bench", p.writer())
+	restoreSession, p, err := c.profileSession(st, *session, filepath.Dir(restored), "bench", "restore", b.ArchiveSize)
 	if err != nil {
-		p.finish()
 		return err
 	}
 	sampler = peakheap.Start()

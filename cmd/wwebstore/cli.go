@@ -153,6 +153,30 @@ func (c *cli) openStore(ctx context.Context, rawURL string) (remoteauth.Store, e
 	return st, nil
 }
 
+// openStoreFlag opens the store that a command's --store flag names (value; by default the
+// environment variable EnvStore), as resolveURL and openStore do, and returns it with its URL.
+func (c *cli) openStoreFlag(ctx context.Context, value string) (remoteauth.Store, string, error) {
+	rawURL, err := c.resolveURL("store", value, EnvStore)
+	if err != nil {
+		return nil, "", err
+	}
+	st, err := c.openStore(ctx, rawURL)
+	if err != nil {
+		return nil, "", err
+	}
+	return st, rawURL, nil
+}
+
+// sessionExists reports whether st has session; its error names the session and the store
+// (storeName: the store's redacted URL).
+func sessionExists(ctx context.Context, st remoteauth.Store, session, storeName string) (bool, error) {
+	ok, err := st.SessionExists(ctx, session)
+	if err != nil {
+		return false, fmt.Errorf("look up session %q in %s: %w", session, storeName, err)
+	}
+	return ok, nil
+}
+
 // storeName is how messages name a store: its URL, redacted.
 func (c *cli) storeName(rawURL string) string { return c.redact.addURL(rawURL) }
 

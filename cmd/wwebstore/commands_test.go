@@ -73,7 +73,7 @@ func exerciseStore(t *testing.T, h *harness, url string) {
 	}
 
 	restored := filepath.Join(t.TempDir(), session)
-	var rr restoreResult
+	var rr profileResult
 	decode(t, h.mustRun(t, exitOK, "restore", "--store", url, "--session", session, "--dir", restored, "--json"), &rr)
 	got, err := hashTree(restored, remoteauth.DefaultKeptDirs)
 	if err != nil {

@@ -57,11 +57,7 @@ list; a store that cannot gets an error that says so.`,
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	rawURL, err := c.resolveURL("store", *storeURL, EnvStore)
-	if err != nil {
-		return err
-	}
-	st, err := c.openStore(ctx, rawURL)
+	st, rawURL, err := c.openStoreFlag(ctx, *storeURL)
 	if err != nil {
 		return err
 	}
@@ -126,17 +122,13 @@ with 3. Any failure to find out (a store that cannot be reached) exits with 1, n
 	if err := checkSession(*session); err != nil {
 		return err
 	}
-	rawURL, err := c.resolveURL("store", *storeURL, EnvStore)
+	st, rawURL, err := c.openStoreFlag(ctx, *storeURL)
 	if err != nil {
 		return err
 	}
-	st, err := c.openStore(ctx, rawURL)
+	ok, err := sessionExists(ctx, st, *session, c.storeName(rawURL))
 	if err != nil {
 		return err
-	}
-	ok, err := st.SessionExists(ctx, *session)
-	if err != nil {
-		return fmt.Errorf("look up session %q in %s: %w", *session, c.storeName(rawURL), err)
 	}
 	out := existsResult{Store: c.storeName(rawURL), Session: *session, Exists: ok}
 	if err := c.result(out, func(w io.Writer) {
@@ -175,18 +167,14 @@ that does not exist exits with 3.`,
 	if err := checkSession(*session); err != nil {
 		return err
 	}
-	rawURL, err := c.resolveURL("store", *storeURL, EnvStore)
-	if err != nil {
-		return err
-	}
-	st, err := c.openStore(ctx, rawURL)
+	st, rawURL, err := c.openStoreFlag(ctx, *storeURL)
 	if err != nil {
 		return err
 	}
 	name := c.storeName(rawURL)
-	ok, err := st.SessionExists(ctx, *session)
+	ok, err := sessionExists(ctx, st, *session, name)
 	if err != nil {
-		return fmt.Errorf("look up session %q in %s: %w", *session, name, err)
+		return err
 	}
 	if !ok {
 		return fmt.Errorf("%w: %s has no session %q (list its sessions with: wwebstore ls); nothing deleted", remoteauth.ErrNotFound, name, *session)

@@ -93,11 +93,7 @@ func (c *cli) openArchiveCommand(ctx context.Context, summary, example string, a
 	if err := checkSession(*name); err != nil {
 		return "", "", nil, err
 	}
-	rawURL, err := c.resolveURL("store", *storeURL, EnvStore)
-	if err != nil {
-		return "", "", nil, err
-	}
-	st, err := c.openStore(ctx, rawURL)
+	st, rawURL, err := c.openStoreFlag(ctx, *storeURL)
 	if err != nil {
 		return "", "", nil, err
 	}

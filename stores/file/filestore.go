@@ -280,15 +280,7 @@ func (s *Store) replace(ctx context.Context, session, path string, r io.Reader, 
 			}
 		}
 	}()
-	if _, err := io.Copy(f, remoteauth.ContextReader(ctx, r)); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
+	if err := writeDurably(f, remoteauth.ContextReader(ctx, r)); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -464,6 +456,20 @@ func (s *Store) removeStaleTemps(cutoff time.Time) error {
 		_ = os.Remove(filepath.Join(s.dir, e.Name()))
 	}
 	return nil
+}
+
+// writeDurably copies r into f, syncs f to stable storage and closes it. f is closed whatever
+// happens; the error is the first of the copy, the sync and the close.
+func writeDurably(f *os.File, r io.Reader) error {
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // syncDir makes the renames and removals in dir durable. Windows cannot fsync a directory (it

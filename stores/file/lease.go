@@ -1,6 +1,7 @@
 package filestore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -153,6 +154,10 @@ func (s *Store) readNewest(session string) (uint64, []byte, error) {
 // grant one token exactly one succeeds, and writes rec into it. The error wraps fs.ErrExist
 // when the file exists.
 func createToken(path string, rec leaseRecord) (err error) {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
@@ -164,20 +169,7 @@ func createToken(path string, rec leaseRecord) (err error) {
 			_ = os.Remove(path)
 		}
 	}()
-	b, err := json.Marshal(rec)
-	if err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
+	if err := writeDurably(f, bytes.NewReader(b)); err != nil {
 		return err
 	}
 	return syncDir(filepath.Dir(path))
@@ -186,6 +178,10 @@ func createToken(path string, rec leaseRecord) (err error) {
 // writeToken replaces the content of the existing token file path with rec, atomically: a
 // temporary file in the store's directory renamed over it.
 func (s *Store) writeToken(session, path string, rec leaseRecord) (err error) {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
 	f, err := os.CreateTemp(s.dir, tempPattern(fileName(session)))
 	if err != nil {
 		return err
@@ -195,20 +191,7 @@ func (s *Store) writeToken(session, path string, rec leaseRecord) (err error) {
 			_ = os.Remove(f.Name())
 		}
 	}()
-	b, err := json.Marshal(rec)
-	if err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
+	if err := writeDurably(f, bytes.NewReader(b)); err != nil {
 		return err
 	}
 	if err := os.Rename(f.Name(), path); err != nil {
