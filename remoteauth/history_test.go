@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/wwebstore/wwebstore/internal/filetree"
 	"github.com/wwebstore/wwebstore/remoteauth"
 	filestore "github.com/wwebstore/wwebstore/stores/file"
 	memstore "github.com/wwebstore/wwebstore/stores/memory"
@@ -45,7 +46,7 @@ func goodArchive(t *testing.T, files map[string]string) ([]byte, map[string]stri
 	t.Helper()
 	st := memstore.New()
 	src := newSession(t, st, nil)
-	writeTree(t, src.ProfileDir(), files)
+	filetree.Write(t, src.ProfileDir(), files)
 	if _, err := src.Backup(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestRestoreFallsBack(t *testing.T) {
 				}
 				var logs bytes.Buffer
 				s := newSession(t, st, &remoteauth.Options{ClientID: "test", Limits: tt.limits, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-				writeTree(t, s.ProfileDir(), localProfile)
+				filetree.Write(t, s.ProfileDir(), localProfile)
 
 				res, err := s.Restore(t.Context())
 				if err != nil {
@@ -189,7 +190,7 @@ func TestRestoreAllKeptArchivesBad(t *testing.T) {
 				}
 			}
 			s := newSession(t, st, nil)
-			writeTree(t, s.ProfileDir(), localProfile)
+			filetree.Write(t, s.ProfileDir(), localProfile)
 			before := readTree(t, s.ProfileDir())
 			res, err := s.Restore(t.Context())
 			if !errors.Is(err, remoteauth.ErrCorruptArchive) || errors.Is(err, remoteauth.ErrUnsafeArchive) {
@@ -236,7 +237,7 @@ func TestRestoreStoreErrorDoesNotFallBack(t *testing.T) {
 				}
 			}
 			s := newSession(t, failingHistory{st}, nil)
-			writeTree(t, s.ProfileDir(), localProfile)
+			filetree.Write(t, s.ProfileDir(), localProfile)
 			before := readTree(t, s.ProfileDir())
 			res, err := s.Restore(t.Context())
 			if !errors.Is(err, errInjected) || res.FellBack {

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wwebstore/wwebstore/internal/filetree"
 	"github.com/wwebstore/wwebstore/remoteauth"
 	memstore "github.com/wwebstore/wwebstore/stores/memory"
 )
@@ -399,7 +400,7 @@ func TestHostileArchives(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				writeTree(t, s.ProfileDir(), map[string]string{
+				filetree.Write(t, s.ProfileDir(), map[string]string{
 					"Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.leveldb/000005.ldb": "the good local login",
 					"Default/Local Storage/leveldb/000003.log":                                "WAToken1=local",
 					"Default/Cache/Cache_Data/f_000001":                                       "cache",

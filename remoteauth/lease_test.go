@@ -17,6 +17,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/wwebstore/wwebstore/internal/filetree"
 	"github.com/wwebstore/wwebstore/remoteauth"
 	filestore "github.com/wwebstore/wwebstore/stores/file"
 	memstore "github.com/wwebstore/wwebstore/stores/memory"
@@ -89,7 +90,7 @@ func archive(t *testing.T, st remoteauth.Store, session string) []byte {
 func TestLeaseRollingDeployHandover(t *testing.T) {
 	forEachLeaseStore(t, func(t *testing.T, st leaseStore) {
 		old := instance(t, st, "old-dyno", remoteauth.LeaseOptions{}, nil)
-		writeTree(t, old.ProfileDir(), smallProfile("logged in"))
+		filetree.Write(t, old.ProfileDir(), smallProfile("logged in"))
 		if _, err := old.Restore(t.Context()); err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +119,7 @@ func TestLeaseRollingDeployHandover(t *testing.T) {
 		}
 
 		// SIGTERM: the old instance saves its last state and releases the session.
-		writeTree(t, old.ProfileDir(), smallProfile("the final state"))
+		filetree.Write(t, old.ProfileDir(), smallProfile("the final state"))
 		if err := old.Close(t.Context()); err != nil {
 			t.Fatalf("Close of the old instance: %v", err)
 		}
@@ -133,7 +134,7 @@ func TestLeaseRollingDeployHandover(t *testing.T) {
 			t.Errorf("the new instance restored %v, want the old one's final profile", got)
 		}
 		// The new instance now owns the session, and hands it over in turn.
-		writeTree(t, next.ProfileDir(), smallProfile("the new instance's state"))
+		filetree.Write(t, next.ProfileDir(), smallProfile("the new instance's state"))
 		if _, err := next.Backup(t.Context()); err != nil {
 			t.Fatalf("Backup of the new instance: %v", err)
 		}
@@ -155,7 +156,7 @@ func TestLeaseRollingDeployHandover(t *testing.T) {
 func TestLeaseFailFast(t *testing.T) {
 	forEachLeaseStore(t, func(t *testing.T, st leaseStore) {
 		old := instance(t, st, "old-dyno", remoteauth.LeaseOptions{}, nil)
-		writeTree(t, old.ProfileDir(), smallProfile("old"))
+		filetree.Write(t, old.ProfileDir(), smallProfile("old"))
 		if _, err := old.Backup(t.Context()); err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +164,7 @@ func TestLeaseFailFast(t *testing.T) {
 
 		var events []remoteauth.BackupResult
 		next := instance(t, st, "new-dyno", remoteauth.LeaseOptions{Wait: -1}, func(r remoteauth.BackupResult) { events = append(events, r) })
-		writeTree(t, next.ProfileDir(), smallProfile("local"))
+		filetree.Write(t, next.ProfileDir(), smallProfile("local"))
 		local := readTree(t, next.ProfileDir())
 		start := time.Now()
 		_, err := next.Restore(t.Context())
@@ -271,7 +272,7 @@ func TestLeaseLostStopsBackups(t *testing.T) {
 			events = append(events, r)
 			mu.Unlock()
 		})
-		writeTree(t, old.ProfileDir(), smallProfile("old"))
+		filetree.Write(t, old.ProfileDir(), smallProfile("old"))
 		runErr := make(chan error, 1)
 		go func() { runErr <- old.Run(t.Context()) }()
 		synctest.Wait() // the first backup is taken
@@ -301,7 +302,7 @@ func TestLeaseLostStopsBackups(t *testing.T) {
 			t.Fatal("Run is still running after the lease was lost")
 		}
 
-		writeTree(t, old.ProfileDir(), smallProfile("old, changed"))
+		filetree.Write(t, old.ProfileDir(), smallProfile("old, changed"))
 		if _, err := old.Backup(t.Context()); !errors.Is(err, remoteauth.ErrLeaseLost) {
 			t.Errorf("Backup after the lease was lost: %v, want ErrLeaseLost", err)
 		}
@@ -335,7 +336,7 @@ func TestLeaseStaleWriterRefused(t *testing.T) {
 	forEachLeaseStore(t, func(t *testing.T, real leaseStore) {
 		st := &partitionStore{leaseStore: real}
 		old := instance(t, st, "old-dyno", remoteauth.LeaseOptions{}, nil)
-		writeTree(t, old.ProfileDir(), smallProfile("old"))
+		filetree.Write(t, old.ProfileDir(), smallProfile("old"))
 		if _, err := old.Backup(t.Context()); err != nil {
 			t.Fatal(err)
 		}
@@ -346,14 +347,14 @@ func TestLeaseStaleWriterRefused(t *testing.T) {
 		if res, err := next.Restore(t.Context()); err != nil || !res.Found {
 			t.Fatalf("Restore of the new instance = %+v, %v", res, err)
 		}
-		writeTree(t, next.ProfileDir(), smallProfile("new"))
+		filetree.Write(t, next.ProfileDir(), smallProfile("new"))
 		if _, err := next.Backup(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		newer := archive(t, real, old.Name())
 		saves := st.saves.Load()
 
-		writeTree(t, old.ProfileDir(), smallProfile("old, changed"))
+		filetree.Write(t, old.ProfileDir(), smallProfile("old, changed"))
 		res, err := old.Backup(t.Context())
 		if !errors.Is(err, remoteauth.ErrLeaseLost) || res.Attempts != 1 {
 			t.Fatalf("Backup of the stale instance = %+v, %v; want one attempt refused with ErrLeaseLost", res, err)
@@ -382,7 +383,7 @@ func TestLeaseStaleWriterRefused(t *testing.T) {
 func TestLeaseDelete(t *testing.T) {
 	forEachLeaseStore(t, func(t *testing.T, st leaseStore) {
 		old := instance(t, st, "old-dyno", remoteauth.LeaseOptions{}, nil)
-		writeTree(t, old.ProfileDir(), smallProfile("old"))
+		filetree.Write(t, old.ProfileDir(), smallProfile("old"))
 		if _, err := old.Backup(t.Context()); err != nil {
 			t.Fatal(err)
 		}
@@ -416,7 +417,7 @@ func TestLeaseDisabled(t *testing.T) {
 		off := remoteauth.LeaseOptions{Disabled: true}
 		a, b := instance(t, st, "a", off, nil), instance(t, st, "b", off, nil)
 		for _, s := range []*remoteauth.Session{a, b} {
-			writeTree(t, s.ProfileDir(), smallProfile(s.ProfileDir()))
+			filetree.Write(t, s.ProfileDir(), smallProfile(s.ProfileDir()))
 			if _, err := s.Restore(t.Context()); err != nil {
 				t.Fatal(err)
 			}

@@ -20,23 +20,10 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/wwebstore/wwebstore/internal/filetree"
 	"github.com/wwebstore/wwebstore/remoteauth"
 	"github.com/wwebstore/wwebstore/stores/memory"
 )
-
-// writeTree writes files (slash paths → content) under dir.
-func writeTree(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, data := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // readTree returns every regular file under dir (slash paths → content), with its mode.
 func readTree(t *testing.T, dir string) map[string]string {
@@ -123,7 +110,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	store := memstore.New()
 	src := newSession(t, store, nil)
 	files := sampleProfile()
-	writeTree(t, src.ProfileDir(), files)
+	filetree.Write(t, src.ProfileDir(), files)
 	want := readTree(t, src.ProfileDir())
 
 	res, err := src.Backup(t.Context())
@@ -160,7 +147,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 func TestArchiveHasNoDataDescriptors(t *testing.T) {
 	store := memstore.New()
 	s := newSession(t, store, nil)
-	writeTree(t, s.ProfileDir(), sampleProfile())
+	filetree.Write(t, s.ProfileDir(), sampleProfile())
 	if _, err := s.Backup(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +197,7 @@ func TestArchiveHasNoDataDescriptors(t *testing.T) {
 
 func TestRestoreWithoutRemoteKeepsLocalProfile(t *testing.T) {
 	s := newSession(t, memstore.New(), nil)
-	writeTree(t, s.ProfileDir(), sampleProfile())
+	filetree.Write(t, s.ProfileDir(), sampleProfile())
 	before := readTree(t, s.ProfileDir())
 	res, err := s.Restore(t.Context())
 	if err != nil || res.Found {
@@ -282,7 +269,7 @@ func (c *countReader) Read(p []byte) (int, error) {
 func TestRestoreFailuresLeaveProfileUntouched(t *testing.T) {
 	goodStore := memstore.New()
 	src := newSession(t, goodStore, nil)
-	writeTree(t, src.ProfileDir(), sampleProfile())
+	filetree.Write(t, src.ProfileDir(), sampleProfile())
 	if _, err := src.Backup(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +304,7 @@ func TestRestoreFailuresLeaveProfileUntouched(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSession(t, tt.store, &remoteauth.Options{ClientID: "test", Limits: tt.limits})
-			writeTree(t, s.ProfileDir(), map[string]string{
+			filetree.Write(t, s.ProfileDir(), map[string]string{
 				"Default/IndexedDB/local.ldb":  "the local login",
 				"Default/Local Storage/x.log":  "local storage",
 				"Default/Cache/Cache_Data/f_1": "cache",
@@ -341,7 +328,7 @@ func TestRestoreFailuresLeaveProfileUntouched(t *testing.T) {
 func TestRestoreReplacesLocalProfile(t *testing.T) {
 	store := memstore.New()
 	src := newSession(t, store, nil)
-	writeTree(t, src.ProfileDir(), sampleProfile())
+	filetree.Write(t, src.ProfileDir(), sampleProfile())
 	if _, err := src.Backup(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -349,10 +336,10 @@ func TestRestoreReplacesLocalProfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := newSession(t, store, nil)
-	writeTree(t, dst.ProfileDir(), map[string]string{"Default/IndexedDB/stale.ldb": "stale"})
+	filetree.Write(t, dst.ProfileDir(), map[string]string{"Default/IndexedDB/stale.ldb": "stale"})
 	// A restore killed half-way left these behind; the next restore removes them.
 	dataPath := filepath.Dir(dst.ProfileDir())
-	writeTree(t, dataPath, map[string]string{
+	filetree.Write(t, dataPath, map[string]string{
 		".RemoteAuth-test.restore-123.zip": "partial",
 		".RemoteAuth-test.old-9/x":         "old",
 		".RemoteAuth-other.restore-1.zip":  "another session's: kept",
@@ -380,7 +367,7 @@ func TestRestoreRecoversInterruptedSwap(t *testing.T) {
 	store := &faultStore{Store: memstore.New(), extractAfter: 10}
 	s := newSession(t, store, nil)
 	dataPath := filepath.Dir(s.ProfileDir())
-	writeTree(t, dataPath, map[string]string{".RemoteAuth-test.old-42/Default/IndexedDB/x.ldb": "the login"})
+	filetree.Write(t, dataPath, map[string]string{".RemoteAuth-test.old-42/Default/IndexedDB/x.ldb": "the login"})
 	if err := store.Store.Save(t.Context(), s.Name(), strings.NewReader("some archive")); err != nil {
 		t.Fatal(err)
 	}
@@ -396,7 +383,7 @@ func TestRestoreRecoversInterruptedSwap(t *testing.T) {
 func TestBackupSkipsUnchangedProfile(t *testing.T) {
 	store := &faultStore{Store: memstore.New()}
 	s := newSession(t, store, nil)
-	writeTree(t, s.ProfileDir(), sampleProfile())
+	filetree.Write(t, s.ProfileDir(), sampleProfile())
 	if _, err := s.Backup(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -408,12 +395,12 @@ func TestBackupSkipsUnchangedProfile(t *testing.T) {
 	if store.saves.Load() != 1 || store.bytesSaved.Load() != sent {
 		t.Errorf("the store saw %d saves, %d bytes; want 1 save, %d bytes", store.saves.Load(), store.bytesSaved.Load(), sent)
 	}
-	writeTree(t, s.ProfileDir(), map[string]string{"Default/Local Storage/leveldb/000004.log": "new"})
+	filetree.Write(t, s.ProfileDir(), map[string]string{"Default/Local Storage/leveldb/000004.log": "new"})
 	if res, err := s.Backup(t.Context()); err != nil || res.Unchanged {
 		t.Fatalf("Backup after a change = %+v, %v; want a save", res, err)
 	}
 	// A cache change is not a change of the session.
-	writeTree(t, s.ProfileDir(), map[string]string{"Default/Cache/Cache_Data/f_000002": "new cache"})
+	filetree.Write(t, s.ProfileDir(), map[string]string{"Default/Cache/Cache_Data/f_000002": "new cache"})
 	if res, err := s.Backup(t.Context()); err != nil || !res.Unchanged {
 		t.Fatalf("Backup after a cache change = %+v, %v; want unchanged", res, err)
 	}
@@ -431,7 +418,7 @@ func TestBackupSkipsUnchangedProfile(t *testing.T) {
 func TestBackupRefusesEmptyProfile(t *testing.T) {
 	store := memstore.New()
 	s := newSession(t, store, nil)
-	writeTree(t, s.ProfileDir(), map[string]string{"Default/Cache/x": "cache only"})
+	filetree.Write(t, s.ProfileDir(), map[string]string{"Default/Cache/x": "cache only"})
 	if _, err := s.Backup(t.Context()); !errors.Is(err, remoteauth.ErrNothingToBackUp) {
 		t.Fatalf("Backup of a profile without session data: %v, want ErrNothingToBackUp", err)
 	}
@@ -451,7 +438,7 @@ func TestBackupRetriesStoreFailures(t *testing.T) {
 			Retry:    remoteauth.RetryPolicy{MaxAttempts: 4, InitialDelay: time.Second, MaxDelay: 2 * time.Second},
 			OnBackup: func(r remoteauth.BackupResult) { events = append(events, r) },
 		})
-		writeTree(t, s.ProfileDir(), sampleProfile())
+		filetree.Write(t, s.ProfileDir(), sampleProfile())
 
 		// Three failures, then a success.
 		store.saveFailures.Store(3)
@@ -470,7 +457,7 @@ func TestBackupRetriesStoreFailures(t *testing.T) {
 		}
 
 		// Four failures: the backup fails, reports it, and the previous archive stays.
-		writeTree(t, s.ProfileDir(), map[string]string{"Default/IndexedDB/new.ldb": "changed"})
+		filetree.Write(t, s.ProfileDir(), map[string]string{"Default/IndexedDB/new.ldb": "changed"})
 		store.saveFailures.Store(4)
 		res, err = s.Backup(t.Context())
 		if !errors.Is(err, errInjected) || !errors.Is(res.Err, errInjected) || res.Attempts != 4 {
@@ -497,7 +484,7 @@ func TestBackupStopsRetryingAtDeadline(t *testing.T) {
 		store := &faultStore{Store: memstore.New()}
 		store.saveFailures.Store(100)
 		s := newSession(t, store, nil)
-		writeTree(t, s.ProfileDir(), sampleProfile())
+		filetree.Write(t, s.ProfileDir(), sampleProfile())
 		ctx, cancel := context.WithTimeout(t.Context(), 2500*time.Millisecond)
 		defer cancel()
 		_, err := s.Backup(ctx)
@@ -513,11 +500,11 @@ func TestBackupStopsRetryingAtDeadline(t *testing.T) {
 func TestBackupsDoNotOverlap(t *testing.T) {
 	store := &faultStore{Store: memstore.New()}
 	s := newSession(t, store, nil)
-	writeTree(t, s.ProfileDir(), sampleProfile())
+	filetree.Write(t, s.ProfileDir(), sampleProfile())
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {
-			writeTree(t, s.ProfileDir(), map[string]string{fmt.Sprintf("Default/IndexedDB/%d.ldb", i): "x"})
+			filetree.Write(t, s.ProfileDir(), map[string]string{fmt.Sprintf("Default/IndexedDB/%d.ldb", i): "x"})
 			if _, err := s.Backup(t.Context()); err != nil {
 				t.Error(err)
 			}
@@ -544,7 +531,7 @@ func TestRunBacksUpPeriodically(t *testing.T) {
 				mu.Unlock()
 			},
 		})
-		writeTree(t, s.ProfileDir(), sampleProfile())
+		filetree.Write(t, s.ProfileDir(), sampleProfile())
 		ctx, cancel := context.WithCancel(t.Context())
 		runErr := make(chan error, 1)
 		go func() { runErr <- s.Run(ctx) }()
@@ -558,14 +545,14 @@ func TestRunBacksUpPeriodically(t *testing.T) {
 		if n := store.saves.Load(); n != 1 {
 			t.Fatalf("%d saves after an unchanged tick, want 1", n)
 		}
-		writeTree(t, s.ProfileDir(), map[string]string{"Default/IndexedDB/new.ldb": "x"})
+		filetree.Write(t, s.ProfileDir(), map[string]string{"Default/IndexedDB/new.ldb": "x"})
 		time.Sleep(time.Minute)
 		synctest.Wait()
 		if n := store.saves.Load(); n != 2 {
 			t.Fatalf("%d saves after a changed tick, want 2", n)
 		}
 		// A failing tick is reported and does not stop Run.
-		writeTree(t, s.ProfileDir(), map[string]string{"Default/IndexedDB/newer.ldb": "x"})
+		filetree.Write(t, s.ProfileDir(), map[string]string{"Default/IndexedDB/newer.ldb": "x"})
 		store.saveFailures.Store(100)
 		time.Sleep(time.Minute)
 		synctest.Wait()
@@ -597,10 +584,10 @@ func TestCloseTakesFinalBackup(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := &faultStore{Store: memstore.New()}
 		s := newSession(t, store, &remoteauth.Options{ClientID: "test", BackupInterval: time.Hour})
-		writeTree(t, s.ProfileDir(), sampleProfile())
+		filetree.Write(t, s.ProfileDir(), sampleProfile())
 		go s.Run(t.Context())
 		synctest.Wait()
-		writeTree(t, s.ProfileDir(), map[string]string{"Default/Local Storage/leveldb/000009.log": "flushed at close"})
+		filetree.Write(t, s.ProfileDir(), map[string]string{"Default/Local Storage/leveldb/000009.log": "flushed at close"})
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
 		if err := s.Close(ctx); err != nil {
@@ -634,7 +621,7 @@ func TestCloseHonoursDeadline(t *testing.T) {
 		store := &faultStore{Store: memstore.New()}
 		store.saveFailures.Store(100)
 		s := newSession(t, store, &remoteauth.Options{ClientID: "test", Retry: remoteauth.RetryPolicy{MaxAttempts: 100}})
-		writeTree(t, s.ProfileDir(), sampleProfile())
+		filetree.Write(t, s.ProfileDir(), sampleProfile())
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
 		start := time.Now()
@@ -651,7 +638,7 @@ func TestCloseHonoursDeadline(t *testing.T) {
 func TestDeleteRemovesRemoteAndLocal(t *testing.T) {
 	store := memstore.New()
 	s := newSession(t, store, nil)
-	writeTree(t, s.ProfileDir(), sampleProfile())
+	filetree.Write(t, s.ProfileDir(), sampleProfile())
 	if _, err := s.Backup(t.Context()); err != nil {
 		t.Fatal(err)
 	}

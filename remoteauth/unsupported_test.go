@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wwebstore/wwebstore/internal/filetree"
 	"github.com/wwebstore/wwebstore/remoteauth"
 	memstore "github.com/wwebstore/wwebstore/stores/memory"
 )
@@ -40,7 +41,7 @@ func TestCapabilityUnsupported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeTree(t, src.ProfileDir(), localProfile)
+	filetree.Write(t, src.ProfileDir(), localProfile)
 	if _, err := src.Backup(ctx); err != nil {
 		t.Fatalf("Backup over a Leaser that says ErrUnsupported: %v", err)
 	}

@@ -8,17 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/wwebstore/wwebstore/internal/filetree"
 	"github.com/wwebstore/wwebstore/remoteauth"
 )
 
@@ -357,7 +355,7 @@ func testHistoryRestoreFallsBack(t *testing.T, st remoteauth.Store, h history) {
 		"Default/Local Storage/leveldb/000004.log": "local storage",
 	}
 	src := newFallbackSession(t, st, nil)
-	writeProfile(t, src.ProfileDir(), files)
+	filetree.Write(t, src.ProfileDir(), files)
 	if res, err := src.Backup(t.Context()); err != nil || res.Unchanged {
 		t.Fatalf("Session.Backup = %+v, %v; want an upload", res, err)
 	}
@@ -393,7 +391,7 @@ func testHistoryRestoreFallsBack(t *testing.T, st remoteauth.Store, h history) {
 	if len(res.Skipped) != 1 || !errors.Is(res.Skipped[0], remoteauth.ErrCorruptArchive) || !strings.Contains(res.Skipped[0].Error(), list[0].ID) {
 		t.Errorf("RestoreResult.Skipped = %v; want one error wrapping remoteauth.ErrCorruptArchive that names the newest archive %q", res.Skipped, list[0].ID)
 	}
-	if got := readProfile(t, dst.ProfileDir()); !maps.Equal(got, files) {
+	if got := filetree.Read(t, dst.ProfileDir()); !maps.Equal(got, files) {
 		t.Errorf("the restored profile holds %d files %q, want the %d of the previous archive", len(got), slices.Sorted(maps.Keys(got)), len(files))
 	}
 	if warning := "restored an older archive because the newest failed verification"; !strings.Contains(logs.String(), warning) {
@@ -434,42 +432,6 @@ func flipFileByte(t *testing.T, archive []byte, name string) []byte {
 	}
 	t.Fatalf("the Session's archive has no entry %q", name)
 	return nil
-}
-
-// writeProfile writes files (slash paths relative to dir → content) under dir.
-func writeProfile(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, data := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// readProfile returns every regular file under dir (slash paths relative to dir → content).
-func readProfile(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	files := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		files[filepath.ToSlash(rel)] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatalf("reading the restored profile: %v", err)
-	}
-	return files
 }
 
 // checkVersions checks that Versions lists want (newest first): as many archives, with distinct

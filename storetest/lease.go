@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/wwebstore/wwebstore/internal/filetree"
 	"github.com/wwebstore/wwebstore/remoteauth"
 )
 
@@ -48,6 +52,7 @@ func runLease(t *testing.T, newStore func(t *testing.T) remoteauth.Store) {
 			{"Concurrent", testLeaseConcurrent},
 			{"InvalidArguments", testLeaseInvalidArguments},
 			{"CanceledContext", testLeaseCanceledContext},
+			{"SessionHandover", testLeaseSessionHandover},
 		} {
 			t.Run(s.name, func(t *testing.T) {
 				st := newStore(t)
@@ -491,6 +496,117 @@ func testLeaseCanceledContext(t *testing.T, st remoteauth.Store, l remoteauth.Le
 	checkHeld(t, l, session, "owner-b", "owner-a")
 	checkArchive(t, st, session, c)
 	leaseSave(t, a, session, content{seed: 892, size: 10 * kiB}) // the lease is still good
+}
+
+// testLeaseSessionHandover is a rolling deploy of one client over st: Session A backs up;
+// Session B of the same client starts Restore, which waits for A's lease (B logs that it waits)
+// and is still waiting after A's lease would have expired unrenewed, while A backs up again; A's
+// Close takes a final backup of new content and releases the lease; B's Restore then returns
+// that final backup's files, and B holds the lease until its Close releases it.
+func testLeaseSessionHandover(t *testing.T, st remoteauth.Store, l remoteauth.Leaser) {
+	const ownerA, ownerB = "storetest-instance-a", "storetest-instance-b"
+	noise, err := io.ReadAll(content{seed: 900, size: 30 * kiB}.reader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const localStorage = "Default/Local Storage/leveldb/000004.log"
+	files := map[string]string{
+		"Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.leveldb/000003.log": string(noise),
+		localStorage: "before the deploy",
+	}
+	a := newHandoverSession(t, st, ownerA, nil)
+	filetree.Write(t, a.ProfileDir(), files)
+	if res, err := a.Backup(t.Context()); err != nil || res.Unchanged {
+		t.Fatalf("Backup of instance A = %+v, %v; want an upload", res, err)
+	}
+	// A's lease was granted before this instant, so it expires, unless renewed, before
+	// renewDue: a B still waiting after renewDue shows that A renews it.
+	renewDue := time.Now().Add(remoteauth.MinLeaseTTL + remoteauth.MinLeaseTTL/3)
+
+	waiting := &logWatch{want: "waiting for another instance", seen: make(chan struct{})}
+	b := newHandoverSession(t, st, ownerB, slog.New(slog.NewTextHandler(waiting, nil)))
+	type restored struct {
+		res remoteauth.RestoreResult
+		err error
+	}
+	done := make(chan restored, 1)
+	go func() {
+		res, err := b.Restore(t.Context())
+		done <- restored{res, err}
+	}()
+	// B's Restore returns (with an error wrapping ErrLeaseHeld) once its Wait ends, so this
+	// select ends too.
+	select {
+	case <-waiting.seen:
+	case r := <-done:
+		t.Fatalf("instance B's Restore returned %+v, %v while instance A held the session's lease; want it to wait for A", r.res, r.err)
+	}
+	files[localStorage] = "while B waits"
+	filetree.Write(t, a.ProfileDir(), files)
+	if res, err := a.Backup(t.Context()); err != nil || res.Unchanged {
+		t.Fatalf("Backup of instance A while B waits = %+v, %v; want an upload under A's lease", res, err)
+	}
+	time.Sleep(time.Until(renewDue))
+	select {
+	case r := <-done:
+		t.Fatalf("instance B's Restore returned %+v, %v after A's lease TTL while A ran; want it to wait for A (does the store's Renew extend the lease?)", r.res, r.err)
+	default:
+	}
+
+	files[localStorage] = "instance A's final state"
+	filetree.Write(t, a.ProfileDir(), files)
+	if err := a.Close(t.Context()); err != nil {
+		t.Fatalf("Close of instance A (final backup, lease released): %v", err)
+	}
+	r := <-done
+	if r.err != nil || !r.res.Found {
+		t.Fatalf("instance B's Restore = %+v, %v; want instance A's final backup", r.res, r.err)
+	}
+	if got := filetree.Read(t, b.ProfileDir()); !maps.Equal(got, files) {
+		t.Errorf("instance B restored %d files %q (%s: %.40q), want instance A's final backup (%s: %q)",
+			len(got), slices.Sorted(maps.Keys(got)), localStorage, got[localStorage], localStorage, files[localStorage])
+	}
+	checkHeld(t, l, b.Name(), "storetest-third", ownerB)
+	if err := b.Close(t.Context()); err != nil {
+		t.Fatalf("Close of instance B: %v", err)
+	}
+	// B's Close released the lease: a third owner acquires at once, without waiting for a TTL.
+	if err := acquire(t, l, b.Name(), "storetest-third", longTTL).Release(t.Context()); err != nil {
+		t.Errorf("Release: %v", err)
+	}
+}
+
+// newHandoverSession returns a Session of client ID "handover" over st, in a new DataPath, that
+// leases as owner with a lease of MinLeaseTTL (renewed every second) and waits for another
+// instance's lease for up to takeoverDeadline. It logs to logger (nil: slog.Default()). The test
+// ends it with Abandon, unless it was closed before.
+func newHandoverSession(t *testing.T, st remoteauth.Store, owner string, logger *slog.Logger) *remoteauth.Session {
+	t.Helper()
+	s, err := remoteauth.NewSession(st, &remoteauth.Options{ClientID: "handover", DataPath: t.TempDir(), Logger: logger,
+		Lease: remoteauth.LeaseOptions{Owner: owner, TTL: remoteauth.MinLeaseTTL, Wait: takeoverDeadline}})
+	if err != nil {
+		t.Fatalf("remoteauth.NewSession: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Abandon(context.Background()); err != nil && !errors.Is(err, remoteauth.ErrClosed) {
+			t.Errorf("Abandon of the Session of %s: %v", owner, err)
+		}
+	})
+	return s
+}
+
+// logWatch is the io.Writer of a log handler: it closes seen once a write holds want.
+type logWatch struct {
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *logWatch) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), w.want) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return len(p), nil
 }
 
 // gatedReader reads r; once n bytes have been read, it closes reached and waits for open to be

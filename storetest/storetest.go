@@ -160,6 +160,15 @@
 //	Lease/CanceledContext          With a cancelled ctx, AcquireLease grants nothing, and Renew,
 //	                               Save, Delete and Release return errors wrapping
 //	                               context.Canceled and change nothing.
+//	Lease/SessionHandover          A rolling deploy of two remoteauth.Sessions of one client, each
+//	                               leasing for remoteauth.MinLeaseTTL (3 s) and waiting up to
+//	                               2 minutes: A backs up; B's Restore waits for A's lease (it
+//	                               logs so) and is still waiting, while A backs up again, after
+//	                               A's lease would have expired unrenewed; A's Close takes a
+//	                               final backup of new content and releases the lease; B's
+//	                               Restore then returns that final backup's files, B holds the
+//	                               lease, and B's Close releases it. Sessions left running by a
+//	                               failure end with Abandon. Takes about 5 s.
 //
 // Sizes reported by List and Versions are compared with the archives' sizes, or with what
 // Options.StoredSize makes of them (RunWith).

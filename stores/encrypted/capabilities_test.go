@@ -10,6 +10,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/wwebstore/wwebstore/internal/filetree"
 	"github.com/wwebstore/wwebstore/remoteauth"
 	encryptedstore "github.com/wwebstore/wwebstore/stores/encrypted"
 	memstore "github.com/wwebstore/wwebstore/stores/memory"
@@ -86,7 +87,7 @@ func TestLeasedSessionStoresCiphertext(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			writeTree(t, src.ProfileDir(), files)
+			filetree.Write(t, src.ProfileDir(), files)
 			if _, err := src.Backup(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -128,7 +129,7 @@ func TestRestoreFallsBack(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			writeTree(t, src.ProfileDir(), map[string]string{
+			filetree.Write(t, src.ProfileDir(), map[string]string{
 				"Default/IndexedDB/db/000003.log":          strings.Repeat("good ", 30000),
 				"Default/Local Storage/leveldb/000003.log": "WAToken1=good",
 			})
@@ -203,7 +204,7 @@ func TestWithoutCapabilities(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeTree(t, src.ProfileDir(), map[string]string{
+	filetree.Write(t, src.ProfileDir(), map[string]string{
 		"Default/Local Storage/leveldb/000003.log": "WAToken1=plain-inner",
 	})
 	if _, err := src.Backup(ctx); err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/wwebstore/wwebstore/internal/filetree"
 	"github.com/wwebstore/wwebstore/internal/peakheap"
 	"github.com/wwebstore/wwebstore/remoteauth"
 	encryptedstore "github.com/wwebstore/wwebstore/stores/encrypted"
@@ -237,7 +238,7 @@ func TestTamperedArchiveIsRefused(t *testing.T) {
 						t.Fatal(err)
 					}
 					defer abandon(t, s)
-					writeTree(t, s.ProfileDir(), map[string]string{
+					filetree.Write(t, s.ProfileDir(), map[string]string{
 						"Default/IndexedDB/db/000003.log":          "the good local login",
 						"Default/Local Storage/leveldb/000003.log": "WAToken1=local",
 					})
@@ -298,7 +299,7 @@ func sessionArchive(t *testing.T) []byte {
 		x ^= x << 17
 		noise[i] = byte(x)
 	}
-	writeTree(t, s.ProfileDir(), map[string]string{
+	filetree.Write(t, s.ProfileDir(), map[string]string{
 		"Default/IndexedDB/db/000005.ldb":          string(noise),
 		"Default/Local Storage/leveldb/000003.log": "WAToken1=remote",
 	})
@@ -318,19 +319,6 @@ func abandon(t *testing.T, s *remoteauth.Session) {
 	t.Helper()
 	if err := s.Abandon(context.Background()); err != nil {
 		t.Errorf("Abandon: %v", err)
-	}
-}
-
-func writeTree(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, data := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 
@@ -378,7 +366,7 @@ func TestSessionRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			writeTree(t, src.ProfileDir(), files)
+			filetree.Write(t, src.ProfileDir(), files)
 			if _, err := src.Backup(t.Context()); err != nil {
 				t.Fatal(err)
 			}

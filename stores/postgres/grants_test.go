@@ -8,7 +8,6 @@ import (
 	"maps"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/wwebstore/wwebstore/internal/filetree"
 	"github.com/wwebstore/wwebstore/internal/testservers"
 	"github.com/wwebstore/wwebstore/remoteauth"
 	postgresstore "github.com/wwebstore/wwebstore/stores/postgres"
@@ -236,15 +236,7 @@ func grantsRoundTrip(t *testing.T, st remoteauth.Store) {
 	src := newSession()
 	for i, local := range []string{"first", "second"} {
 		files["Default/Local Storage/leveldb/000003.log"] = local
-		for name, data := range files {
-			p := filepath.Join(src.ProfileDir(), filepath.FromSlash(name))
-			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
+		filetree.Write(t, src.ProfileDir(), files)
 		if _, err := src.Backup(t.Context()); err != nil {
 			t.Fatalf("Backup %d: %v", i+1, err)
 		}
@@ -264,20 +256,7 @@ func grantsRoundTrip(t *testing.T, st remoteauth.Store) {
 	if err != nil || !res.Found || res.FellBack {
 		t.Fatalf("Restore = %+v, %v; want the newest archive", res, err)
 	}
-	got := map[string]string{}
-	err = filepath.WalkDir(dst.ProfileDir(), func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(dst.ProfileDir(), p)
-		got[filepath.ToSlash(rel)] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !maps.Equal(got, files) {
+	if got := filetree.Read(t, dst.ProfileDir()); !maps.Equal(got, files) {
 		t.Errorf("restored %d files, not the %d backed up", len(got), len(files))
 	}
 	if err := dst.Delete(t.Context()); err != nil {

@@ -1,17 +1,14 @@
 package postgresstore_test
 
 // Lease tests specific to this store: the lease table's rows, the fence when the connection is
-// cut, two Stores (two processes) contending, a Session's rolling-deploy handover, and a stale
-// writer refused. The contract itself is checked by the storetest Lease group (TestConformance
-// and its variants).
+// cut, two Stores (two processes) contending, and a stale writer refused. The contract itself,
+// and a Session's rolling-deploy handover, are checked by the storetest Lease group
+// (TestConformance and its variants).
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -323,105 +320,5 @@ func TestLeaseStaleWriter(t *testing.T) {
 	checkRows(t, pool, st, session, newer.size)
 	if !bytes.Equal(extractBytes(t, st, session), newer.bytes(t)) {
 		t.Errorf("the archive is not the new holder's")
-	}
-}
-
-// writeProfileFile writes data to the file of profile named name (slash-separated), making its
-// directories.
-func writeProfileFile(t *testing.T, profile, name, data string) {
-	t.Helper()
-	p := filepath.Join(profile, filepath.FromSlash(name))
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// signalWriter closes seen when a write holds want: a log destination that tells the test when a
-// Session logged something.
-type signalWriter struct {
-	want string
-	seen chan struct{}
-	once sync.Once
-}
-
-func (w *signalWriter) Write(p []byte) (int, error) {
-	if bytes.Contains(p, []byte(w.want)) {
-		w.once.Do(func() { close(w.seen) })
-	}
-	return len(p), nil
-}
-
-// TestLeaseSessionHandover is a rolling deploy over this store: the old instance's Session
-// backs up; the new instance's Restore waits for the old one's lease (it says so in its log);
-// the old instance changes its profile and closes (final backup, release); the new instance then
-// restores that final archive, under a newer token.
-func TestLeaseSessionHandover(t *testing.T) {
-	ctx := t.Context()
-	pool := newPool(t, serverURL(t))
-	st := newStore(t, pool, pool, nil)
-	opts := func(logger *slog.Logger) *remoteauth.Options {
-		return &remoteauth.Options{ClientID: "handover", DataPath: t.TempDir(), Logger: logger, Lease: remoteauth.LeaseOptions{TTL: remoteauth.MinLeaseTTL}}
-	}
-	old, err := remoteauth.NewSession(st, opts(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := map[string]string{
-		"Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.leveldb/000003.log": "the login",
-		"Default/Local Storage/leveldb/000004.log":                                "first",
-	}
-	for name, data := range files {
-		writeProfileFile(t, old.ProfileDir(), name, data)
-	}
-	if _, err := old.Backup(ctx); err != nil {
-		t.Fatalf("old Backup: %v", err)
-	}
-	oldToken := readLease(t, pool, st, old.Name()).token
-
-	waiting := &signalWriter{want: "waiting for another instance", seen: make(chan struct{})}
-	next, err := remoteauth.NewSession(st, opts(slog.New(slog.NewTextHandler(waiting, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	type result struct {
-		res remoteauth.RestoreResult
-		err error
-	}
-	restored := make(chan result, 1)
-	go func() {
-		res, err := next.Restore(ctx)
-		restored <- result{res, err}
-	}()
-	select {
-	case <-waiting.seen:
-	case r := <-restored:
-		t.Fatalf("the new instance's Restore returned %+v, %v while the old instance held the lease", r.res, r.err)
-	}
-
-	files["Default/Local Storage/leveldb/000004.log"] = "final"
-	writeProfileFile(t, old.ProfileDir(), "Default/Local Storage/leveldb/000004.log", "final")
-	if err := old.Close(ctx); err != nil {
-		t.Fatalf("old Close: %v", err)
-	}
-	r := <-restored
-	if r.err != nil || !r.res.Found {
-		t.Fatalf("the new instance's Restore = %+v, %v; want the old instance's final archive", r.res, r.err)
-	}
-	for name, data := range files {
-		if b, err := os.ReadFile(filepath.Join(next.ProfileDir(), filepath.FromSlash(name))); err != nil || string(b) != data {
-			t.Errorf("restored %s: %q, %v; want %q", name, b, err, data)
-		}
-	}
-	if row := readLease(t, pool, st, next.Name()); row.token <= oldToken || row.released {
-		t.Errorf("lease row after the handover = %+v; want held under a token above %d", row, oldToken)
-	}
-	if err := next.Close(ctx); err != nil {
-		t.Fatalf("new Close: %v", err)
-	}
-	if row := readLease(t, pool, st, next.Name()); !row.released {
-		t.Errorf("lease row after the new instance's Close = %+v; want released", row)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wwebstore/wwebstore/internal/filetree"
 	"github.com/wwebstore/wwebstore/internal/testservers"
 	"github.com/wwebstore/wwebstore/remoteauth"
 	"github.com/wwebstore/wwebstore/storetest"
@@ -163,12 +164,12 @@ func grantsRoundTrip(t *testing.T, st remoteauth.Store) {
 		"Default/Local Storage/leveldb/000003.log":                                "first",
 	}
 	src := newSession(t, st)
-	writeFiles(t, src.ProfileDir(), files)
+	filetree.Write(t, src.ProfileDir(), files)
 	if _, err := src.Backup(t.Context()); err != nil {
 		t.Fatalf("first Backup: %v", err)
 	}
 	files["Default/Local Storage/leveldb/000003.log"] = "second"
-	writeFiles(t, src.ProfileDir(), files)
+	filetree.Write(t, src.ProfileDir(), files)
 	if _, err := src.Backup(t.Context()); err != nil {
 		t.Fatalf("second Backup: %v", err)
 	}
@@ -188,7 +189,7 @@ func grantsRoundTrip(t *testing.T, st remoteauth.Store) {
 	if err != nil || !res.Found || res.FellBack {
 		t.Fatalf("Restore = %+v, %v; want the newest archive", res, err)
 	}
-	if got := readFiles(t, dst.ProfileDir()); !maps.Equal(got, files) {
+	if got := filetree.Read(t, dst.ProfileDir()); !maps.Equal(got, files) {
 		t.Errorf("restored %d files, not the %d backed up", len(got), len(files))
 	}
 	if err := dst.Delete(t.Context()); err != nil {

@@ -10,10 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -415,7 +412,7 @@ func TestOpenStoreKeep(t *testing.T) {
 	}
 }
 
-// newSession, writeFiles and readFiles serve the Session round trip of grants_test.go.
+// newSession serves the Session round trip of grants_test.go.
 func newSession(t *testing.T, st remoteauth.Store) *remoteauth.Session {
 	t.Helper()
 	s, err := remoteauth.NewSession(st, &remoteauth.Options{ClientID: "fallback", DataPath: t.TempDir()})
@@ -423,38 +420,4 @@ func newSession(t *testing.T, st remoteauth.Store) *remoteauth.Session {
 		t.Fatal(err)
 	}
 	return s
-}
-
-func writeFiles(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, data := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func readFiles(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	files := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		files[filepath.ToSlash(rel)] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
 }

@@ -2,16 +2,10 @@ package redisstore_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"maps"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -295,124 +289,4 @@ func (g *gate) Read([]byte) (int, error) {
 	g.once.Do(func() { close(g.reached) })
 	<-g.open
 	return 0, io.EOF
-}
-
-// TestLeaseSessionHandover is a rolling deploy over two Stores (processes): the new instance's
-// Restore waits while the old one holds the session, and once the old one's Close has taken its
-// final backup and released the lease, restores that final backup and holds the lease.
-func TestLeaseSessionHandover(t *testing.T) {
-	prefix := testPrefix(t)
-	storeOld, _ := newStore(t, newClient(t, serverOptions(t)), &redisstore.Options{KeyPrefix: prefix})
-	storeNew, _ := newStore(t, newClient(t, serverOptions(t)), &redisstore.Options{KeyPrefix: prefix})
-	const clientID = "handover"
-	oldS, err := remoteauth.NewSession(storeOld, &remoteauth.Options{ClientID: clientID, DataPath: t.TempDir(),
-		Lease: remoteauth.LeaseOptions{Owner: "old-instance", TTL: remoteauth.MinLeaseTTL}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := map[string]string{
-		"Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.leveldb/000003.log": string(pattern(1, 30<<10)),
-		"Default/Local Storage/leveldb/000003.log":                                "before the deploy",
-	}
-	putFiles(t, oldS.ProfileDir(), files)
-	if _, err := oldS.Backup(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-
-	waiting := newLogWatch("waiting for another instance")
-	newS, err := remoteauth.NewSession(storeNew, &remoteauth.Options{ClientID: clientID, DataPath: t.TempDir(),
-		Logger: slog.New(slog.NewTextHandler(waiting, nil)), Lease: remoteauth.LeaseOptions{Owner: "new-instance"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	type restored struct {
-		res remoteauth.RestoreResult
-		err error
-	}
-	done := make(chan restored, 1)
-	go func() {
-		res, err := newS.Restore(t.Context())
-		done <- restored{res, err}
-	}()
-	select {
-	case <-waiting.seen:
-	case r := <-done:
-		t.Fatalf("the new instance's Restore returned %+v, %v while the old instance held the session, want it to wait", r.res, r.err)
-	case <-time.After(time.Minute):
-		t.Fatal("the new instance's Restore neither waits for the lease nor returns")
-	}
-
-	files["Default/Local Storage/leveldb/000003.log"] = "the old instance's last state"
-	putFiles(t, oldS.ProfileDir(), files)
-	if err := oldS.Close(t.Context()); err != nil {
-		t.Fatalf("Close of the old instance: %v", err)
-	}
-	r := <-done
-	if r.err != nil || !r.res.Found {
-		t.Fatalf("the new instance's Restore = %+v, %v; want the old instance's final backup", r.res, r.err)
-	}
-	if got := getFiles(t, newS.ProfileDir()); !maps.Equal(got, files) {
-		t.Errorf("the new instance restored %d files, not the old one's final backup", len(got))
-	}
-	_, err = storeOld.AcquireLease(t.Context(), "RemoteAuth-"+clientID, "third", time.Hour)
-	var held *remoteauth.LeaseHeldError
-	if !errors.As(err, &held) || held.Owner != "new-instance" {
-		t.Errorf("AcquireLease after the handover: %v, want the lease held by new-instance", err)
-	}
-	if err := newS.Close(context.WithoutCancel(t.Context())); err != nil {
-		t.Errorf("Close of the new instance: %v", err)
-	}
-}
-
-// logWatch is an io.Writer for a log handler that closes seen once a line holding want is
-// written.
-type logWatch struct {
-	want string
-	seen chan struct{}
-	once sync.Once
-}
-
-func newLogWatch(want string) *logWatch { return &logWatch{want: want, seen: make(chan struct{})} }
-
-func (w *logWatch) Write(p []byte) (int, error) {
-	if strings.Contains(string(p), w.want) {
-		w.once.Do(func() { close(w.seen) })
-	}
-	return len(p), nil
-}
-
-// putFiles writes files (slash-separated names relative to dir) under dir.
-func putFiles(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, data := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// getFiles returns the regular files under dir, by slash-separated name relative to dir.
-func getFiles(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	files := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		files[filepath.ToSlash(rel)] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
 }

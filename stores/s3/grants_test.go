@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/wwebstore/wwebstore/internal/filetree"
 	"github.com/wwebstore/wwebstore/internal/testenv"
 	"github.com/wwebstore/wwebstore/remoteauth"
 	s3store "github.com/wwebstore/wwebstore/stores/s3"
@@ -174,7 +175,7 @@ func TestGrants(t *testing.T) {
 		src := newSession(t, st, nil)
 		for i, local := range []string{"first", "second"} {
 			files["Default/Local Storage/leveldb/000003.log"] = local
-			writeFiles(t, src.ProfileDir(), files)
+			filetree.Write(t, src.ProfileDir(), files)
 			if _, err := src.Backup(t.Context()); err != nil {
 				t.Fatalf("Backup %d: %v", i+1, err)
 			}
@@ -194,7 +195,7 @@ func TestGrants(t *testing.T) {
 		if err != nil || !res.Found || res.FellBack {
 			t.Fatalf("Restore = %+v, %v; want the newest archive", res, err)
 		}
-		if got := readFiles(t, dst.ProfileDir()); !maps.Equal(got, files) {
+		if got := filetree.Read(t, dst.ProfileDir()); !maps.Equal(got, files) {
 			t.Errorf("restored %d files, not the %d backed up", len(got), len(files))
 		}
 		if err := dst.Delete(t.Context()); err != nil {

@@ -3,8 +3,6 @@ package s3store_test
 import (
 	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -324,7 +322,7 @@ func TestHistoryLargeCopy(t *testing.T) {
 	}
 }
 
-// newSession, writeFiles and readFiles serve the Session round trip of grants_test.go.
+// newSession serves the Session round trip of grants_test.go.
 func newSession(t *testing.T, st remoteauth.Store, opts *remoteauth.Options) *remoteauth.Session {
 	t.Helper()
 	o := remoteauth.Options{}
@@ -337,35 +335,4 @@ func newSession(t *testing.T, st remoteauth.Store, opts *remoteauth.Options) *re
 		t.Fatal(err)
 	}
 	return s
-}
-
-func writeFiles(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, data := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func readFiles(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	files := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(dir, p)
-		files[filepath.ToSlash(rel)] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
 }

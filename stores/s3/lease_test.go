@@ -1,15 +1,14 @@
 package s3store_test
 
 // Store-specific lease tests: the lease object's layout, the server's conditional writes, two
-// Store values (two processes) contending, the fence through a cut connection, a stale writer
-// refused, and a rolling-deploy handover of a remoteauth.Session.
+// Store values (two processes) contending, the fence through a cut connection, and a stale
+// writer refused. A rolling-deploy handover of a remoteauth.Session is the storetest Lease
+// group's Lease/SessionHandover.
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -332,97 +331,5 @@ func TestLeaseConnectionCut(t *testing.T) {
 	}
 	if open := openUploads(t, direct, bucket, ""); len(open) > 0 {
 		t.Errorf("multipart uploads left open: %q", open)
-	}
-}
-
-// TestLeaseSessionHandover runs a rolling deploy over the store: a second Session of the same
-// client waits while the first runs (renewing its lease), and once the first has closed (final
-// backup, lease released) restores that final backup.
-func TestLeaseSessionHandover(t *testing.T) {
-	s := s3Server(t)
-	c := s.client(nil)
-	st, _ := newStore(t, s, c, nil)
-	const ttl = 4 * time.Second // MinLeaseTTL is 3 s: renewed every 1.3 s
-	instance := func(owner string) *remoteauth.Session {
-		sess, err := remoteauth.NewSession(st, &remoteauth.Options{ClientID: "deploy", DataPath: t.TempDir(), BackupInterval: time.Hour, Lease: remoteauth.LeaseOptions{Owner: owner, TTL: ttl}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = sess.Close(t.Context()) })
-		return sess
-	}
-	writeProfile := func(dir, state string) {
-		t.Helper()
-		for name, body := range map[string]string{
-			"Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.leveldb/CURRENT": "MANIFEST-000001\n",
-			"Default/Local Storage/leveldb/000003.log":                             state,
-		} {
-			p := filepath.Join(dir, filepath.FromSlash(name))
-			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	state := func(dir string) string {
-		b, err := os.ReadFile(filepath.Join(dir, "Default", "Local Storage", "leveldb", "000003.log"))
-		if err != nil {
-			t.Fatalf("reading the restored profile: %v", err)
-		}
-		return string(b)
-	}
-
-	old := instance("old-dyno")
-	writeProfile(old.ProfileDir(), "logged in")
-	if _, err := old.Restore(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := old.Backup(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	next := instance("new-dyno")
-	type restored struct {
-		res remoteauth.RestoreResult
-		err error
-	}
-	done := make(chan restored, 1)
-	go func() {
-		res, err := next.Restore(t.Context())
-		done <- restored{res, err}
-	}()
-	// Past the lease's TTL, the old instance still holds the session: it renews its lease.
-	time.Sleep(ttl + ttl/2)
-	select {
-	case r := <-done:
-		t.Fatalf("the new instance restored (%+v, %v) while the old one ran", r.res, r.err)
-	default:
-	}
-	writeProfile(old.ProfileDir(), "the final state")
-	if err := old.Close(t.Context()); err != nil {
-		t.Fatalf("Close of the old instance: %v", err)
-	}
-	r := <-done
-	if r.err != nil || !r.res.Found {
-		t.Fatalf("Restore of the new instance = %+v, %v; want the old instance's final backup", r.res, r.err)
-	}
-	if got := state(next.ProfileDir()); got != "the final state" {
-		t.Errorf("the new instance restored %q, want the old one's final state", got)
-	}
-	writeProfile(next.ProfileDir(), "the new instance's state")
-	if _, err := next.Backup(t.Context()); err != nil {
-		t.Fatalf("Backup of the new instance: %v", err)
-	}
-	if err := next.Close(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	lease := acquire(t, st, next.Name(), "check", time.Minute)
-	if lease.Token() != 3 {
-		t.Errorf("token %d after two instances, want 3", lease.Token())
-	}
-	var buf bytes.Buffer
-	if err := st.Extract(t.Context(), next.Name(), &buf); err != nil || buf.Len() == 0 {
-		t.Fatalf("Extract after the handover: %d bytes, %v", buf.Len(), err)
 	}
 }
