@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wwebstore/wwebstore/internal/filetree"
+	"github.com/wwebstore/wwebstore/internal/leasetest"
 	"github.com/wwebstore/wwebstore/remoteauth"
 )
 
@@ -67,24 +68,7 @@ const (
 	shortTTL = 250 * time.Millisecond
 	// longTTL is the TTL of leases that must not expire during a test.
 	longTTL = time.Hour
-	// takeoverDeadline bounds how long waitTakeover waits for a short lease to expire: far more
-	// than shortTTL, so that a slow machine or server fails no test, yet a store whose leases
-	// never expire does.
-	takeoverDeadline = 2 * time.Minute
 )
-
-// acquire acquires a lease of session for owner, and stops the test if it fails.
-func acquire(t *testing.T, l remoteauth.Leaser, session, owner string, ttl time.Duration) remoteauth.Lease {
-	t.Helper()
-	lease, err := l.AcquireLease(t.Context(), session, owner, ttl)
-	if err != nil {
-		t.Fatalf("AcquireLease(%q, %q, %v): %v", session, owner, ttl, err)
-	}
-	if lease.Token() == 0 {
-		t.Errorf("AcquireLease(%q, %q) granted token 0, want 1 or more", session, owner)
-	}
-	return lease
-}
 
 // checkHeld checks that owner cannot acquire session because holder holds it: the error wraps
 // ErrLeaseHeld, is a *LeaseHeldError naming session, holder and a plausible expiry, and names the
@@ -111,25 +95,6 @@ func checkHeld(t *testing.T, l remoteauth.Leaser, session, owner, holder string)
 	return held
 }
 
-// waitTakeover waits for the leases of session to expire, by acquiring it for owner until that
-// succeeds (within takeoverDeadline), and returns the lease, granted for ttl.
-func waitTakeover(t *testing.T, l remoteauth.Leaser, session, owner string, ttl time.Duration) remoteauth.Lease {
-	t.Helper()
-	deadline := time.Now().Add(takeoverDeadline)
-	for {
-		lease, err := l.AcquireLease(t.Context(), session, owner, ttl)
-		switch {
-		case err == nil:
-			return lease
-		case !errors.Is(err, remoteauth.ErrLeaseHeld):
-			t.Fatalf("AcquireLease(%q, %q) while waiting for a lease to expire: %v", session, owner, err)
-		case time.Now().After(deadline):
-			t.Fatalf("AcquireLease(%q, %q): still %v %v after a lease of %v should have expired", session, owner, err, takeoverDeadline, shortTTL)
-		}
-		time.Sleep(shortTTL / 10)
-	}
-}
-
 // checkLost checks that err, returned by what, wraps ErrLeaseLost and names session.
 func checkLost(t *testing.T, err error, what, session string) {
 	t.Helper()
@@ -146,7 +111,7 @@ func leaseSave(t *testing.T, lease remoteauth.Lease, session string, c content) 
 
 func testLeaseExclusive(t *testing.T, st remoteauth.Store, l remoteauth.Leaser) {
 	const session = "RemoteAuth-exclusive"
-	a := acquire(t, l, session, "owner-a", longTTL)
+	a := leasetest.Acquire(t, l, session, "owner-a", longTTL)
 	checkHeld(t, l, session, "owner-b", "owner-a")
 	checkHeld(t, l, session, "owner-a", "owner-a") // the owner is no key: asking again is refused too
 	c := content{seed: 800, size: 300*kiB + 1}
@@ -163,7 +128,7 @@ func testLeaseTokens(t *testing.T, st remoteauth.Store, l remoteauth.Leaser) {
 	const session = "RemoteAuth-tokens"
 	var last uint64
 	for i := range 4 {
-		lease := acquire(t, l, session, fmt.Sprintf("owner-%d", i), longTTL)
+		lease := leasetest.Acquire(t, l, session, fmt.Sprintf("owner-%d", i), longTTL)
 		if lease.Token() <= last {
 			t.Errorf("grant %d has token %d, not above the previous grant's %d", i+1, lease.Token(), last)
 		}
@@ -186,8 +151,8 @@ func testLeaseTokens(t *testing.T, st remoteauth.Store, l remoteauth.Leaser) {
 
 func testLeaseExpiry(t *testing.T, _ remoteauth.Store, l remoteauth.Leaser) {
 	const session = "RemoteAuth-expiry"
-	a := acquire(t, l, session, "owner-a", shortTTL)
-	b := waitTakeover(t, l, session, "owner-b", longTTL)
+	a := leasetest.Acquire(t, l, session, "owner-a", shortTTL)
+	b := leasetest.TakeOver(t, l, session, "owner-b", longTTL)
 	if b.Token() <= a.Token() {
 		t.Errorf("the lease granted after expiry has token %d, not above the expired lease's %d", b.Token(), a.Token())
 	}
@@ -198,7 +163,7 @@ func testLeaseExpiry(t *testing.T, _ remoteauth.Store, l remoteauth.Leaser) {
 // held after its first expiry.
 func testLeaseRenew(t *testing.T, _ remoteauth.Store, l remoteauth.Leaser) {
 	const session = "RemoteAuth-renew"
-	a := acquire(t, l, session, "owner-a", time.Minute)
+	a := leasetest.Acquire(t, l, session, "owner-a", time.Minute)
 	before := checkHeld(t, l, session, "owner-b", "owner-a").Expires
 	time.Sleep(100 * time.Millisecond) // more than any store's clock resolution
 	if err := a.Renew(t.Context()); err != nil {
@@ -215,7 +180,7 @@ func testLeaseRenew(t *testing.T, _ remoteauth.Store, l remoteauth.Leaser) {
 	// only if the machine was quick enough for it to mean something (see below).
 	const ttl = 2 * time.Second
 	start := time.Now()
-	r := acquire(t, l, session, "owner-r", ttl)
+	r := leasetest.Acquire(t, l, session, "owner-r", ttl)
 	time.Sleep(ttl / 2)
 	renewStart := time.Now()
 	if err := r.Renew(t.Context()); err != nil {
@@ -237,8 +202,8 @@ func testLeaseRenew(t *testing.T, _ remoteauth.Store, l remoteauth.Leaser) {
 
 func testLeaseRenewAfterTakeover(t *testing.T, _ remoteauth.Store, l remoteauth.Leaser) {
 	const session = "RemoteAuth-renewlost"
-	a := acquire(t, l, session, "owner-a", shortTTL)
-	b := waitTakeover(t, l, session, "owner-b", longTTL)
+	a := leasetest.Acquire(t, l, session, "owner-a", shortTTL)
+	b := leasetest.TakeOver(t, l, session, "owner-b", longTTL)
 	checkLost(t, a.Renew(t.Context()), fmt.Sprintf("Renew of token %d after token %d was granted", a.Token(), b.Token()), session)
 	if err := a.Release(t.Context()); err != nil {
 		t.Errorf("Release of a superseded lease: %v, want nil", err)
@@ -251,13 +216,13 @@ func testLeaseRenewAfterTakeover(t *testing.T, _ remoteauth.Store, l remoteauth.
 
 func testLeaseRelease(t *testing.T, st remoteauth.Store, l remoteauth.Leaser) {
 	const session = "RemoteAuth-release"
-	a := acquire(t, l, session, "owner-a", longTTL)
+	a := leasetest.Acquire(t, l, session, "owner-a", longTTL)
 	c := content{seed: 810, size: 100*kiB + 3}
 	leaseSave(t, a, session, c)
 	if err := a.Release(t.Context()); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
-	b := acquire(t, l, session, "owner-b", longTTL) // at once: no waiting for the expiry
+	b := leasetest.Acquire(t, l, session, "owner-b", longTTL) // at once: no waiting for the expiry
 	if b.Token() <= a.Token() {
 		t.Errorf("the lease granted after Release has token %d, not above the released lease's %d", b.Token(), a.Token())
 	}
@@ -281,9 +246,9 @@ func testLeaseRelease(t *testing.T, st remoteauth.Store, l remoteauth.Leaser) {
 
 func testLeaseStaleSave(t *testing.T, st remoteauth.Store, l remoteauth.Leaser) {
 	const session = "RemoteAuth-stale"
-	a := acquire(t, l, session, "owner-a", shortTTL)
+	a := leasetest.Acquire(t, l, session, "owner-a", shortTTL)
 	leaseSave(t, a, session, content{seed: 820, size: 200 * kiB})
-	b := waitTakeover(t, l, session, "owner-b", longTTL)
+	b := leasetest.TakeOver(t, l, session, "owner-b", longTTL)
 	newer := content{seed: 821, size: miB + 5}
 	leaseSave(t, b, session, newer)
 	what := fmt.Sprintf("of token %d after token %d saved", a.Token(), b.Token())
@@ -298,7 +263,7 @@ func testLeaseStaleSave(t *testing.T, st remoteauth.Store, l remoteauth.Leaser) 
 // checked when the archive is switched, not when the Save starts.
 func testLeaseStaleSaveInFlight(t *testing.T, st remoteauth.Store, l remoteauth.Leaser) {
 	const session = "RemoteAuth-staleflight"
-	a := acquire(t, l, session, "owner-a", shortTTL)
+	a := leasetest.Acquire(t, l, session, "owner-a", shortTTL)
 	leaseSave(t, a, session, content{seed: 830, size: 200 * kiB})
 	gated := &gatedReader{r: content{seed: 831, size: failAfter + miB}.reader(), n: failAfter, reached: make(chan struct{}), open: make(chan struct{})}
 	saved := make(chan error, 1)
@@ -308,7 +273,7 @@ func testLeaseStaleSaveInFlight(t *testing.T, st remoteauth.Store, l remoteauth.
 	case err := <-saved:
 		t.Fatalf("Save returned %v before reading %d bytes", err, failAfter)
 	}
-	b := waitTakeover(t, l, session, "owner-b", longTTL)
+	b := leasetest.TakeOver(t, l, session, "owner-b", longTTL)
 	newer := content{seed: 832, size: miB + 9}
 	leaseSave(t, b, session, newer)
 	close(gated.open)
@@ -318,7 +283,7 @@ func testLeaseStaleSaveInFlight(t *testing.T, st remoteauth.Store, l remoteauth.
 
 func testLeaseDelete(t *testing.T, st remoteauth.Store, l remoteauth.Leaser) {
 	const session = "RemoteAuth-leasedelete"
-	a := acquire(t, l, session, "owner-a", longTTL)
+	a := leasetest.Acquire(t, l, session, "owner-a", longTTL)
 	leaseSave(t, a, session, content{seed: 840, size: 1000})
 	if err := a.Delete(t.Context()); err != nil {
 		t.Fatalf("Lease.Delete: %v", err)
@@ -335,7 +300,7 @@ func testLeaseDelete(t *testing.T, st remoteauth.Store, l remoteauth.Leaser) {
 
 func testLeaseSaveFails(t *testing.T, st remoteauth.Store, l remoteauth.Leaser) {
 	const session = "RemoteAuth-leasesavefails"
-	a := acquire(t, l, session, "owner-a", longTTL)
+	a := leasetest.Acquire(t, l, session, "owner-a", longTTL)
 	prev := content{seed: 850, size: miB + 7}
 	leaseSave(t, a, session, prev)
 	r := &failingReader{r: content{seed: 851, size: failAfter + miB}.reader(), n: failAfter, err: errRead}
@@ -356,7 +321,7 @@ func testLeaseIsolation(t *testing.T, st remoteauth.Store, l remoteauth.Leaser) 
 	leases := map[string]remoteauth.Lease{}
 	archives := map[string]content{}
 	for i, name := range names {
-		leases[name] = acquire(t, l, name, "owner-"+name, longTTL)
+		leases[name] = leasetest.Acquire(t, l, name, "owner-"+name, longTTL)
 		archives[name] = content{seed: 860 + uint64(i), size: 1000 + int64(i)*37}
 		leaseSave(t, leases[name], name, archives[name])
 	}
@@ -368,7 +333,7 @@ func testLeaseIsolation(t *testing.T, st remoteauth.Store, l remoteauth.Leaser) 
 	if err := leases["a"].Release(t.Context()); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
-	next := acquire(t, l, "a", "owner-a-2", longTTL)
+	next := leasetest.Acquire(t, l, "a", "owner-a-2", longTTL)
 	archives["a"] = content{seed: 870, size: 2000}
 	leaseSave(t, next, "a", archives["a"])
 	for i, name := range names[1:] {
@@ -472,7 +437,7 @@ func testLeaseInvalidArguments(t *testing.T, _ remoteauth.Store, l remoteauth.Le
 	}
 	// Nothing was granted, and the longest owner is accepted.
 	owner := strings.Repeat("é", remoteauth.MaxLeaseOwnerLen/2)
-	acquire(t, l, session, owner, longTTL)
+	leasetest.Acquire(t, l, session, owner, longTTL)
 	checkHeld(t, l, session, "owner", owner)
 }
 
@@ -485,7 +450,7 @@ func testLeaseCanceledContext(t *testing.T, st remoteauth.Store, l remoteauth.Le
 	if err == nil {
 		t.Fatalf("AcquireLease with a cancelled ctx granted token %d", lease.Token())
 	}
-	a := acquire(t, l, session, "owner-a", longTTL) // nothing was granted to owner-x
+	a := leasetest.Acquire(t, l, session, "owner-a", longTTL) // nothing was granted to owner-x
 	c := content{seed: 890, size: 10 * kiB}
 	leaseSave(t, a, session, c)
 	what := func(op string) string { return fmt.Sprintf("Lease(%q).%s with a cancelled ctx", session, op) }
@@ -571,19 +536,19 @@ func testLeaseSessionHandover(t *testing.T, st remoteauth.Store, l remoteauth.Le
 		t.Fatalf("Close of instance B: %v", err)
 	}
 	// B's Close released the lease: a third owner acquires at once, without waiting for a TTL.
-	if err := acquire(t, l, b.Name(), "storetest-third", longTTL).Release(t.Context()); err != nil {
+	if err := leasetest.Acquire(t, l, b.Name(), "storetest-third", longTTL).Release(t.Context()); err != nil {
 		t.Errorf("Release: %v", err)
 	}
 }
 
 // newHandoverSession returns a Session of client ID "handover" over st, in a new DataPath, that
 // leases as owner with a lease of MinLeaseTTL (renewed every second) and waits for another
-// instance's lease for up to takeoverDeadline. It logs to logger (nil: slog.Default()). The test
+// instance's lease for up to leasetest.TakeOverDeadline. It logs to logger (nil: slog.Default()). The test
 // ends it with Abandon, unless it was closed before.
 func newHandoverSession(t *testing.T, st remoteauth.Store, owner string, logger *slog.Logger) *remoteauth.Session {
 	t.Helper()
 	s, err := remoteauth.NewSession(st, &remoteauth.Options{ClientID: "handover", DataPath: t.TempDir(), Logger: logger,
-		Lease: remoteauth.LeaseOptions{Owner: owner, TTL: remoteauth.MinLeaseTTL, Wait: takeoverDeadline}})
+		Lease: remoteauth.LeaseOptions{Owner: owner, TTL: remoteauth.MinLeaseTTL, Wait: leasetest.TakeOverDeadline}})
 	if err != nil {
 		t.Fatalf("remoteauth.NewSession: %v", err)
 	}

@@ -11,38 +11,10 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/wwebstore/wwebstore/internal/leasetest"
 	"github.com/wwebstore/wwebstore/remoteauth"
 	mongostore "github.com/wwebstore/wwebstore/stores/mongo"
 )
-
-// leaseTakeoverDeadline bounds how long takeOver waits for a short lease to expire: far more than
-// the leases' TTL, so that a slow machine fails no test, yet leases that never expire do.
-const leaseTakeoverDeadline = time.Minute
-
-func acquireLease(t *testing.T, st *mongostore.Store, session, owner string, ttl time.Duration) remoteauth.Lease {
-	t.Helper()
-	l, err := st.AcquireLease(t.Context(), session, owner, ttl)
-	if err != nil {
-		t.Fatalf("AcquireLease(%q, %q): %v", session, owner, err)
-	}
-	return l
-}
-
-// takeOver acquires session through st for owner once the current lease has expired.
-func takeOver(t *testing.T, st *mongostore.Store, session, owner string) remoteauth.Lease {
-	t.Helper()
-	deadline := time.Now().Add(leaseTakeoverDeadline)
-	for {
-		l, err := st.AcquireLease(t.Context(), session, owner, time.Hour)
-		switch {
-		case err == nil:
-			return l
-		case !errors.Is(err, remoteauth.ErrLeaseHeld) || time.Now().After(deadline):
-			t.Fatalf("AcquireLease(%q, %q) waiting for the lease to expire: %v", session, owner, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // checkLeaseLost checks that err wraps remoteauth.ErrLeaseLost and names the store and session.
 func checkLeaseLost(t *testing.T, err error, what, session string) {
@@ -78,7 +50,7 @@ func TestLeaseLayout(t *testing.T) {
 	if err := db.RunCommand(t.Context(), bson.D{{Key: "hello", Value: 1}}).Decode(&hello); err != nil {
 		t.Fatal(err)
 	}
-	a := acquireLease(t, st, session, "owner-a", time.Hour)
+	a := leasetest.Acquire(t, st, session, "owner-a", time.Hour)
 	docs := findAll[leaseDoc](t, leases, bson.D{}, nil)
 	if len(docs) != 1 {
 		t.Fatalf("%d lease documents, want 1: %+v", len(docs), docs)
@@ -116,7 +88,7 @@ func TestLeaseLayout(t *testing.T) {
 	if len(docs) != 1 || !docs[0].Released || docs[0].Token != int64(a.Token()) {
 		t.Fatalf("after Delete and Release, lease documents %+v, want the released one of token %d", docs, a.Token())
 	}
-	b := acquireLease(t, st, session, "owner-b", time.Hour)
+	b := leasetest.Acquire(t, st, session, "owner-b", time.Hour)
 	if b.Token() != a.Token()+1 {
 		t.Errorf("the grant after deletes has token %d, want %d", b.Token(), a.Token()+1)
 	}
@@ -135,7 +107,7 @@ func TestLeaseFenceConnectionCut(t *testing.T) {
 	other := newStore(t, direct, nil)
 	const session = "RemoteAuth-leasecut"
 	const ttl = 300 * time.Millisecond
-	a := acquireLease(t, st, session, "cut-holder", ttl)
+	a := leasetest.Acquire(t, st, session, "cut-holder", ttl)
 	prev := pattern(1, 1<<20+3)
 	if err := a.Save(t.Context(), bytes.NewReader(prev)); err != nil {
 		t.Fatal(err)
@@ -157,7 +129,7 @@ func TestLeaseFenceConnectionCut(t *testing.T) {
 		t.Fatalf("leased Save after the connection came back, nobody having taken the session over: %v", err)
 	}
 
-	b := takeOver(t, other, session, "taker")
+	b := leasetest.TakeOver(t, other, session, "taker", time.Hour)
 	newer := pattern(4, 300<<10)
 	if err := b.Save(t.Context(), bytes.NewReader(newer)); err != nil {
 		t.Fatal(err)
@@ -256,7 +228,7 @@ func TestLeaseStaleWriter(t *testing.T) {
 	fresh := newStore(t, db, nil)
 	const session = "RemoteAuth-staleinflight"
 	bucket := mongostore.DefaultBucketName(session)
-	a := acquireLease(t, stale, session, "stale", 200*time.Millisecond)
+	a := leasetest.Acquire(t, stale, session, "stale", 200*time.Millisecond)
 	old := pattern(1, 10<<10)
 	if err := a.Save(t.Context(), bytes.NewReader(old)); err != nil {
 		t.Fatal(err)
@@ -270,7 +242,7 @@ func TestLeaseStaleWriter(t *testing.T) {
 	case err := <-saved:
 		t.Fatalf("the leased Save returned %v before reading its first MiB", err)
 	}
-	b := takeOver(t, fresh, session, "fresh")
+	b := leasetest.TakeOver(t, fresh, session, "fresh", time.Hour)
 	newer := pattern(4, 50<<10)
 	if err := b.Save(t.Context(), bytes.NewReader(newer)); err != nil {
 		t.Fatal(err)

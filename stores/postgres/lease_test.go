@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/wwebstore/wwebstore/internal/leasetest"
 	"github.com/wwebstore/wwebstore/remoteauth"
 	postgresstore "github.com/wwebstore/wwebstore/stores/postgres"
 )
@@ -40,32 +41,6 @@ func readLease(t *testing.T, admin *pgxpool.Pool, st *postgresstore.Store, sessi
 	return r
 }
 
-// acquireLease acquires a lease of session, or stops the test.
-func acquireLease(t *testing.T, st *postgresstore.Store, session, owner string, ttl time.Duration) remoteauth.Lease {
-	t.Helper()
-	l, err := st.AcquireLease(t.Context(), session, owner, ttl)
-	if err != nil {
-		t.Fatalf("AcquireLease(%q, %q): %v", session, owner, err)
-	}
-	return l
-}
-
-// takeOver acquires session for owner once the current lease has expired (within a minute).
-func takeOver(t *testing.T, st *postgresstore.Store, session, owner string) remoteauth.Lease {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		l, err := st.AcquireLease(t.Context(), session, owner, time.Hour)
-		switch {
-		case err == nil:
-			return l
-		case !errors.Is(err, remoteauth.ErrLeaseHeld) || time.Now().After(deadline):
-			t.Fatalf("AcquireLease(%q, %q) waiting for the lease to expire: %v", session, owner, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // extractBytes returns session's archive.
 func extractBytes(t *testing.T, st remoteauth.Store, session string) []byte {
 	t.Helper()
@@ -86,7 +61,7 @@ func TestLeaseLayout(t *testing.T) {
 	st := newStore(t, pool, pool, &postgresstore.Options{Keep: 2})
 	const session = "RemoteAuth-layout"
 
-	a := acquireLease(t, st, session, "owner-a", time.Hour)
+	a := leasetest.Acquire(t, st, session, "owner-a", time.Hour)
 	if got, want := readLease(t, pool, st, session), (leaseRow{token: 1, owner: "owner-a", live: true}); got != want {
 		t.Errorf("lease row after the first grant = %+v, want %+v", got, want)
 	}
@@ -116,7 +91,7 @@ func TestLeaseLayout(t *testing.T) {
 	if got := readLease(t, pool, st, session); !got.released || got.token != 1 {
 		t.Errorf("lease row after Release = %+v, want token 1, released", got)
 	}
-	b := acquireLease(t, st, session, "owner-b", time.Hour)
+	b := leasetest.Acquire(t, st, session, "owner-b", time.Hour)
 	if got, want := readLease(t, pool, st, session), (leaseRow{token: 2, owner: "owner-b", live: true}); got != want || b.Token() != 2 {
 		t.Errorf("lease row after a grant following Release = %+v (token %d), want %+v", got, b.Token(), want)
 	}
@@ -140,7 +115,7 @@ func TestLeaseFenceConnectionCut(t *testing.T) {
 	ctx := t.Context()
 	cut, direct, admin, proxy := proxiedStore(t, nil)
 	const session = "RemoteAuth-leasecut"
-	a := acquireLease(t, cut, session, "owner-a", time.Hour)
+	a := leasetest.Acquire(t, cut, session, "owner-a", time.Hour)
 	prev := content{seed: 200, size: 3<<20 + 5}
 	if err := a.Save(ctx, prev.reader()); err != nil {
 		t.Fatal(err)
@@ -175,13 +150,13 @@ func TestLeaseFenceConnectionCut(t *testing.T) {
 	}
 
 	// A holder cut off for longer than its TTL.
-	old := acquireLease(t, cut, session, "owner-old", 200*time.Millisecond)
+	old := leasetest.Acquire(t, cut, session, "owner-old", 200*time.Millisecond)
 	proxy.Cut()
 	proxy.Refuse(true)
 	if err := old.Renew(ctx); err == nil {
 		t.Fatal("Renew through a refused connection succeeded")
 	}
-	b := takeOver(t, direct, session, "owner-new")
+	b := leasetest.TakeOver(t, direct, session, "owner-new", time.Hour)
 	newer := content{seed: 203, size: miB + 3}
 	if err := b.Save(ctx, newer.reader()); err != nil {
 		t.Fatal(err)
@@ -290,11 +265,11 @@ func TestLeaseStaleWriter(t *testing.T) {
 	pool := newPool(t, serverURL(t))
 	st := newStore(t, pool, pool, &postgresstore.Options{Keep: 3})
 	const session = "RemoteAuth-stalewriter"
-	stale := acquireLease(t, st, session, "owner-stale", 100*time.Millisecond)
+	stale := leasetest.Acquire(t, st, session, "owner-stale", 100*time.Millisecond)
 	if err := stale.Save(ctx, content{seed: 400, size: 1000}.reader()); err != nil {
 		t.Fatal(err)
 	}
-	fresh := takeOver(t, st, session, "owner-fresh")
+	fresh := leasetest.TakeOver(t, st, session, "owner-fresh", time.Hour)
 	newer := content{seed: 401, size: 2*miB + 9}
 	if err := fresh.Save(ctx, newer.reader()); err != nil {
 		t.Fatal(err)

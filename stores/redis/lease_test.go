@@ -10,39 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wwebstore/wwebstore/internal/leasetest"
 	"github.com/wwebstore/wwebstore/remoteauth"
 	redisstore "github.com/wwebstore/wwebstore/stores/redis"
 )
-
-// leaseTakeoverDeadline bounds how long takeOver waits for a short lease to expire: far more than
-// the leases' TTL, so that a slow machine fails no test, yet leases that never expire do.
-const leaseTakeoverDeadline = time.Minute
-
-// acquireLease acquires a lease of session through st, and stops the test if it fails.
-func acquireLease(t *testing.T, st *redisstore.Store, session, owner string, ttl time.Duration) remoteauth.Lease {
-	t.Helper()
-	l, err := st.AcquireLease(t.Context(), session, owner, ttl)
-	if err != nil {
-		t.Fatalf("AcquireLease(%q, %q): %v", session, owner, err)
-	}
-	return l
-}
-
-// takeOver acquires session through st for owner once the current lease has expired.
-func takeOver(t *testing.T, st *redisstore.Store, session, owner string) remoteauth.Lease {
-	t.Helper()
-	deadline := time.Now().Add(leaseTakeoverDeadline)
-	for {
-		l, err := st.AcquireLease(t.Context(), session, owner, time.Hour)
-		switch {
-		case err == nil:
-			return l
-		case !errors.Is(err, remoteauth.ErrLeaseHeld) || time.Now().After(deadline):
-			t.Fatalf("AcquireLease(%q, %q) waiting for the lease to expire: %v", session, owner, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // checkLeaseLost checks that err wraps remoteauth.ErrLeaseLost and names the store and session.
 func checkLeaseLost(t *testing.T, err error, what, session string) {
@@ -63,7 +34,7 @@ func TestLeaseLayout(t *testing.T) {
 	key := prefix + "{" + session + "}:lease"
 	ctx := t.Context()
 
-	l := acquireLease(t, st, session, "owner-1", time.Hour)
+	l := leasetest.Acquire(t, st, session, "owner-1", time.Hour)
 	now, err := rdb.Time(ctx).Result()
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +80,7 @@ func TestLeaseLayout(t *testing.T) {
 	if got := rdb.HGet(ctx, key, "released").Val(); got != "1" {
 		t.Errorf("released = %q after Release, want 1", got)
 	}
-	if l2 := acquireLease(t, st, session, "owner-2", time.Hour); l2.Token() != 2 {
+	if l2 := leasetest.Acquire(t, st, session, "owner-2", time.Hour); l2.Token() != 2 {
 		t.Errorf("the lease after a Delete and a Release has token %d, want 2", l2.Token())
 	}
 }
@@ -125,7 +96,7 @@ func TestLeaseFenceConnectionCut(t *testing.T) {
 	other, _ := newStore(t, direct, &redisstore.Options{KeyPrefix: prefix})
 	const session = "RemoteAuth-leasecut"
 	const ttl = 300 * time.Millisecond
-	a := acquireLease(t, st, session, "cut-holder", ttl)
+	a := leasetest.Acquire(t, st, session, "cut-holder", ttl)
 	prev := pattern(1, 1<<20+3)
 	if err := a.Save(t.Context(), bytes.NewReader(prev)); err != nil {
 		t.Fatal(err)
@@ -147,7 +118,7 @@ func TestLeaseFenceConnectionCut(t *testing.T) {
 		t.Fatalf("leased Save after the connection came back, nobody having taken the session over: %v", err)
 	}
 
-	b := takeOver(t, other, session, "taker")
+	b := leasetest.TakeOver(t, other, session, "taker", time.Hour)
 	newer := pattern(4, 300<<10)
 	if err := b.Save(t.Context(), bytes.NewReader(newer)); err != nil {
 		t.Fatal(err)
@@ -220,7 +191,7 @@ func TestLeaseAcrossStores(t *testing.T) {
 	if err := first.Release(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	next := acquireLease(t, stores[(winner+1)%n], session, "next", time.Hour)
+	next := leasetest.Acquire(t, stores[(winner+1)%n], session, "next", time.Hour)
 	if next.Token() <= first.Token() {
 		t.Errorf("token %d after Release, not above %d", next.Token(), first.Token())
 	}
@@ -241,7 +212,7 @@ func TestLeaseStaleWriterInFlight(t *testing.T) {
 	stale, _ := newStore(t, newClient(t, serverOptions(t)), &redisstore.Options{KeyPrefix: prefix, ChunkSize: 64 << 10})
 	fresh, _ := newStore(t, rdb, &redisstore.Options{KeyPrefix: prefix})
 	const session = "RemoteAuth-staleinflight"
-	a := acquireLease(t, stale, session, "stale", 200*time.Millisecond)
+	a := leasetest.Acquire(t, stale, session, "stale", 200*time.Millisecond)
 	old := pattern(1, 10<<10)
 	if err := a.Save(t.Context(), bytes.NewReader(old)); err != nil {
 		t.Fatal(err)
@@ -255,7 +226,7 @@ func TestLeaseStaleWriterInFlight(t *testing.T) {
 	case err := <-saved:
 		t.Fatalf("the leased Save returned %v before reading its first MiB", err)
 	}
-	b := takeOver(t, fresh, session, "fresh")
+	b := leasetest.TakeOver(t, fresh, session, "fresh", time.Hour)
 	newer := pattern(4, 50<<10)
 	if err := b.Save(t.Context(), bytes.NewReader(newer)); err != nil {
 		t.Fatal(err)

@@ -18,35 +18,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/wwebstore/wwebstore/internal/leasetest"
 	"github.com/wwebstore/wwebstore/remoteauth"
 	s3store "github.com/wwebstore/wwebstore/stores/s3"
 )
-
-// acquire acquires a lease or stops the test.
-func acquire(t *testing.T, l remoteauth.Leaser, session, owner string, ttl time.Duration) remoteauth.Lease {
-	t.Helper()
-	lease, err := l.AcquireLease(t.Context(), session, owner, ttl)
-	if err != nil {
-		t.Fatalf("AcquireLease(%q, %q): %v", session, owner, err)
-	}
-	return lease
-}
-
-// takeover acquires session for owner once the current lease has expired.
-func takeover(t *testing.T, l remoteauth.Leaser, session, owner string) remoteauth.Lease {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		lease, err := l.AcquireLease(t.Context(), session, owner, time.Hour)
-		if err == nil {
-			return lease
-		}
-		if !errors.Is(err, remoteauth.ErrLeaseHeld) || time.Now().After(deadline) {
-			t.Fatalf("AcquireLease(%q, %q) waiting for an expiry: %v", session, owner, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 func checkLost(t *testing.T, err error, what, session string) {
 	t.Helper()
@@ -81,7 +56,7 @@ func TestLeaseLayout(t *testing.T) {
 		}
 		return rec
 	}
-	a := acquire(t, st, session, "dyno-é", time.Minute)
+	a := leasetest.Acquire(t, st, session, "dyno-é", time.Minute)
 	if rec := record(); rec["token"] != 1.0 || rec["owner"] != "dyno-é" || rec["ttl"] != float64(time.Minute) || rec["released"] != nil {
 		t.Errorf("lease record %v, want token 1, owner dyno-é, ttl %d, not released", rec, time.Minute)
 	}
@@ -119,7 +94,7 @@ func TestLeaseLayout(t *testing.T) {
 	if rec := record(); rec["token"] != 1.0 {
 		t.Errorf("Store.Delete changed the lease record to %v", rec)
 	}
-	if b := acquire(t, st, session, "next", time.Minute); b.Token() != 2 {
+	if b := leasetest.Acquire(t, st, session, "next", time.Minute); b.Token() != 2 {
 		t.Errorf("token after a Delete = %d, want 2 (tokens never reset)", b.Token())
 	}
 }
@@ -249,12 +224,12 @@ func TestLeaseStaleWriterRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	const session = "RemoteAuth-stale"
-	a := acquire(t, old, session, "paused", 100*time.Millisecond)
+	a := leasetest.Acquire(t, old, session, "paused", 100*time.Millisecond)
 	prev := pattern(1, 5000)
 	if err := a.Save(t.Context(), bytes.NewReader(prev)); err != nil {
 		t.Fatal(err)
 	}
-	b := takeover(t, next, session, "new")
+	b := leasetest.TakeOver(t, next, session, "new", time.Hour)
 	// Taken over, not yet saved by the new holder: the old one is refused all the same.
 	checkLost(t, a.Save(t.Context(), bytes.NewReader(pattern(2, 6<<20))), "stale multipart Save before the new holder saved", session)
 	checkLost(t, a.Renew(t.Context()), "stale Renew", session)
@@ -278,7 +253,7 @@ func TestLeaseStaleWriterRefused(t *testing.T) {
 	if _, err := c.PutObject(t.Context(), &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(old.Key(other)), Body: bytes.NewReader(stamped), Metadata: map[string]string{s3store.MetadataLease: "99"}}); err != nil {
 		t.Fatal(err)
 	}
-	low := acquire(t, old, other, "low", time.Hour)
+	low := leasetest.Acquire(t, old, other, "low", time.Hour)
 	checkLost(t, low.Save(t.Context(), bytes.NewReader(pattern(6, 100))), "Save under token 1 over an archive of token 99", other)
 	if !bytes.Equal(extract(t, old, other), stamped) {
 		t.Fatal("the archive stamped with token 99 was replaced")
@@ -299,7 +274,7 @@ func TestLeaseConnectionCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	const session = "RemoteAuth-cutlease"
-	a := acquire(t, old, session, "cut-off", 200*time.Millisecond)
+	a := leasetest.Acquire(t, old, session, "cut-off", 200*time.Millisecond)
 	prev := pattern(1, 100<<10)
 	if err := a.Save(t.Context(), bytes.NewReader(prev)); err != nil {
 		t.Fatal(err)
@@ -310,7 +285,7 @@ func TestLeaseConnectionCut(t *testing.T) {
 		p.Refuse(true)
 		p.Cut()
 		// Away: the lease expires, another process takes over and saves.
-		b = takeover(t, next, session, "successor")
+		b = leasetest.TakeOver(t, next, session, "successor", time.Hour)
 		if err := b.Save(t.Context(), bytes.NewReader(newer)); err != nil {
 			t.Errorf("Save of the successor: %v", err)
 		}
